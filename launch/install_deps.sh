@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs Scorch's build and test dependencies from Debian's packages.
+# Idempotent: packages already present are left alone. Run as root.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libtorch-dev                       # LibTorch 1.13 (CPU)
+  libopenmpi-dev openmpi-bin         # MPI launch and CPU collectives
+  libhdf5-dev                        # sharded datasets
+  prometheus-cpp-dev                 # metrics endpoint
+  libyaml-cpp-dev                    # configs
+  nlohmann-json3-dev                 # JSON (log.jsonl, manifests, --json)
+  libcli11-dev                       # command-line parsing
+  libstb-dev                         # PNG writing (stb_image_write)
+  libgtest-dev libgmock-dev          # tests
+  python3 python3-torch python3-numpy  # tests: checkpoints readable by torch.load
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install_deps: missing packages (${missing[*]}); run this script as root" >&2
+  exit 1
+fi
+
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,33 @@
+// The one place where LibTorch 1.13 (Debian, CPU) and LibTorch 2.x (PyTorch
+// wheels, CUDA) differ for Scorch. Everything else includes this instead of
+// testing TORCH_VERSION_* itself.
+#pragma once
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+namespace scorch::compat {
+
+constexpr bool kTorch2 = TORCH_VERSION_MAJOR >= 2;
+
+// Generator-taking factory functions: the optional<Generator> type is
+// c10::optional in 1.13 and std::optional in 2.x; both accept a Generator.
+inline torch::Tensor randn(at::IntArrayRef shape, at::Generator gen,
+                           const torch::TensorOptions& opts = {}) {
+  return at::randn(shape, gen, opts);
+}
+inline torch::Tensor rand(at::IntArrayRef shape, at::Generator gen,
+                          const torch::TensorOptions& opts = {}) {
+  return at::rand(shape, gen, opts);
+}
+inline torch::Tensor randint(int64_t low, int64_t high, at::IntArrayRef shape,
+                             at::Generator gen, const torch::TensorOptions& opts = {}) {
+  return at::randint(low, high, shape, gen, opts);
+}
+
+// A CPU generator seeded with `seed`.
+inline at::Generator cpu_generator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+}  // namespace scorch::compat

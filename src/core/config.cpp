@@ -1,0 +1,573 @@
+// Typed config: a table of fields (path, member, help, range or choices)
+// drives YAML reading, overrides, validation, printing and the reference.
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace scorch {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Field {
+  std::string path;
+  std::function<void*(Config&)> ref;   // address of the value
+  char kind;                           // i d b s I D
+  std::string help;
+  double min = -kInf;                  // numbers (each element for lists)
+  double max = kInf;
+  std::vector<std::string> choices;    // strings; empty = free text
+};
+
+template <typename S, typename T>
+Field make_field(const std::string& path, S Config::*section, T S::*member, char kind,
+                 std::string help) {
+  Field f;
+  f.path = path;
+  f.ref = [section, member](Config& c) -> void* { return &((c.*section).*member); };
+  f.kind = kind;
+  f.help = std::move(help);
+  return f;
+}
+
+// Builders for each kind; ranges and choices chained after.
+struct Table {
+  std::vector<Field> fields;
+  template <typename S>
+  Field& i(const std::string& p, S Config::*s, int64_t S::*m, std::string h, double lo = -kInf,
+           double hi = kInf) {
+    fields.push_back(make_field(p, s, m, 'i', h));
+    fields.back().min = lo;
+    fields.back().max = hi;
+    return fields.back();
+  }
+  template <typename S>
+  Field& d(const std::string& p, S Config::*s, double S::*m, std::string h, double lo = -kInf,
+           double hi = kInf) {
+    fields.push_back(make_field(p, s, m, 'd', h));
+    fields.back().min = lo;
+    fields.back().max = hi;
+    return fields.back();
+  }
+  template <typename S>
+  Field& b(const std::string& p, S Config::*s, bool S::*m, std::string h) {
+    fields.push_back(make_field(p, s, m, 'b', h));
+    return fields.back();
+  }
+  template <typename S>
+  Field& s(const std::string& p, S Config::*s, std::string S::*m, std::string h,
+           std::vector<std::string> choices = {}) {
+    fields.push_back(make_field(p, s, m, 's', h));
+    fields.back().choices = std::move(choices);
+    return fields.back();
+  }
+  template <typename S>
+  Field& vi(const std::string& p, S Config::*s, std::vector<int64_t> S::*m, std::string h,
+            double lo = -kInf, double hi = kInf) {
+    fields.push_back(make_field(p, s, m, 'I', h));
+    fields.back().min = lo;
+    fields.back().max = hi;
+    return fields.back();
+  }
+  template <typename S>
+  Field& vd(const std::string& p, S Config::*s, std::vector<double> S::*m, std::string h,
+            double lo = -kInf, double hi = kInf) {
+    fields.push_back(make_field(p, s, m, 'D', h));
+    fields.back().min = lo;
+    fields.back().max = hi;
+    return fields.back();
+  }
+};
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = [] {
+    Table t;
+    {
+      Field f;
+      f.path = "seed";
+      f.ref = [](Config& c) -> void* { return &c.seed; };
+      f.kind = 'i';
+      f.help = "seed of every random stream (data order, noise, init)";
+      f.min = 0;
+      t.fields.push_back(f);
+    }
+    using C = Config;
+    t.s("data.dataset", &C::data, &DataConfig::dataset,
+        "swiss_roll | two_moons | eight_gaussians | checkerboard (2-D), synthetic_images, hdf5",
+        {"swiss_roll", "two_moons", "eight_gaussians", "checkerboard", "synthetic_images", "hdf5"});
+    t.s("data.path", &C::data, &DataConfig::path, "dataset directory (manifest.json + shards)");
+    t.i("data.image_size", &C::data, &DataConfig::image_size, "image height = width", 1, 4096);
+    t.i("data.num_channels", &C::data, &DataConfig::num_channels, "image channels", 1, 4);
+    t.i("data.dim", &C::data, &DataConfig::dim, "dimension of vector data", 1, 1 << 20);
+    t.b("data.centered", &C::data, &DataConfig::centered, "data in [-1, 1] (true) or [0, 1]");
+    t.b("data.random_flip", &C::data, &DataConfig::random_flip, "random horizontal flips");
+    t.b("data.uniform_dequantization", &C::data, &DataConfig::uniform_dequantization,
+        "x = (k + u) / 256, u ~ U[0, 1)");
+    t.i("data.num_classes", &C::data, &DataConfig::num_classes,
+        "classes for conditioning; 0 = unconditional", 0, 1 << 20);
+
+    t.s("model.name", &C::model, &ModelConfig::name, "network: mlp | ddpm | ncsnpp (DDPM++ too)",
+        {"mlp", "ddpm", "ncsnpp"});
+    t.d("model.ema_rate", &C::model, &ModelConfig::ema_rate,
+        "EMA rate, decay = min(rate, (1+n)/(10+n))", 0, 1);
+    t.vd("model.ema_extra_rates", &C::model, &ModelConfig::ema_extra_rates,
+         "further EMA rates kept beside ema_rate", 0, 1);
+    t.d("model.ema_halflife_kimg", &C::model, &ModelConfig::ema_halflife_kimg,
+        "EDM EMA half-life in thousands of images; 0 = off", 0);
+    t.d("model.ema_rampup_ratio", &C::model, &ModelConfig::ema_rampup_ratio,
+        "EDM EMA ramp-up ratio; 0 = none", 0);
+    t.d("model.sigma_min", &C::model, &ModelConfig::sigma_min, "VE smallest noise level", 0);
+    t.d("model.sigma_max", &C::model, &ModelConfig::sigma_max, "VE largest noise level", 0);
+    t.d("model.beta_min", &C::model, &ModelConfig::beta_min, "VP/sub-VP beta(0)", 0);
+    t.d("model.beta_max", &C::model, &ModelConfig::beta_max, "VP/sub-VP beta(1)", 0);
+    t.i("model.num_scales", &C::model, &ModelConfig::num_scales, "discrete noise levels N", 2,
+        1 << 20);
+    t.d("model.dropout", &C::model, &ModelConfig::dropout, "dropout probability", 0, 1);
+    t.s("model.embedding_type", &C::model, &ModelConfig::embedding_type,
+        "time embedding: positional | fourier", {"positional", "fourier"});
+    t.d("model.fourier_scale", &C::model, &ModelConfig::fourier_scale,
+        "std of Gaussian Fourier features", 0);
+    t.i("model.nf", &C::model, &ModelConfig::nf, "base channel count", 1, 1 << 16);
+    t.vi("model.ch_mult", &C::model, &ModelConfig::ch_mult, "channel multiplier per level", 1, 64);
+    t.i("model.num_res_blocks", &C::model, &ModelConfig::num_res_blocks, "residual blocks per level",
+        0, 64);
+    t.vi("model.attn_resolutions", &C::model, &ModelConfig::attn_resolutions,
+         "resolutions with self-attention", 1, 4096);
+    t.b("model.resamp_with_conv", &C::model, &ModelConfig::resamp_with_conv,
+        "convolution in up/down-sampling");
+    t.b("model.conditional", &C::model, &ModelConfig::conditional, "time-conditional network");
+    t.b("model.fir", &C::model, &ModelConfig::fir, "FIR up/down-sampling");
+    t.vi("model.fir_kernel", &C::model, &ModelConfig::fir_kernel, "FIR kernel taps", -1024, 1024);
+    t.b("model.skip_rescale", &C::model, &ModelConfig::skip_rescale, "residual output (x+h)/sqrt(2)");
+    t.s("model.resblock_type", &C::model, &ModelConfig::resblock_type, "biggan | ddpm",
+        {"biggan", "ddpm"});
+    t.s("model.progressive", &C::model, &ModelConfig::progressive,
+        "output path: none | output_skip | residual", {"none", "output_skip", "residual"});
+    t.s("model.progressive_input", &C::model, &ModelConfig::progressive_input,
+        "input path: none | input_skip | residual", {"none", "input_skip", "residual"});
+    t.s("model.progressive_combine", &C::model, &ModelConfig::progressive_combine, "sum | cat",
+        {"sum", "cat"});
+    t.d("model.init_scale", &C::model, &ModelConfig::init_scale, "scale of final-layer init", 0);
+    t.i("model.conv_size", &C::model, &ModelConfig::conv_size, "convolution kernel size", 1, 15);
+    t.b("model.scale_by_sigma", &C::model, &ModelConfig::scale_by_sigma,
+        "divide the output by sigma (VE)");
+    t.s("model.nonlinearity", &C::model, &ModelConfig::nonlinearity, "swish | relu | lrelu | elu",
+        {"swish", "relu", "lrelu", "elu"});
+    t.s("model.normalization", &C::model, &ModelConfig::normalization, "GroupNorm", {"GroupNorm"});
+    t.i("model.mlp_hidden", &C::model, &ModelConfig::mlp_hidden, "MLP width", 1, 1 << 16);
+    t.i("model.mlp_layers", &C::model, &ModelConfig::mlp_layers, "MLP hidden layers", 1, 64);
+    t.d("model.class_dropout", &C::model, &ModelConfig::class_dropout,
+        "probability of the null class in training (classifier-free guidance)", 0, 1);
+
+    t.s("training.sde", &C::training, &TrainingConfig::sde, "vesde | vpsde | subvpsde",
+        {"vesde", "vpsde", "subvpsde"});
+    t.b("training.continuous", &C::training, &TrainingConfig::continuous,
+        "continuous time (true) or discrete N levels");
+    t.b("training.reduce_mean", &C::training, &TrainingConfig::reduce_mean,
+        "mean over dimensions (true) or half sum");
+    t.b("training.likelihood_weighting", &C::training, &TrainingConfig::likelihood_weighting,
+        "weight the loss by g(t)^2");
+    t.s("training.loss", &C::training, &TrainingConfig::loss,
+        "auto (dsm; smld/ddpm when discrete) | dsm | smld | ddpm | ssm | ssm_vr",
+        {"auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr"});
+    t.s("training.ssm_projection", &C::training, &TrainingConfig::ssm_projection,
+        "sliced score matching projections: rademacher | gaussian", {"rademacher", "gaussian"});
+    t.i("training.ssm_num_projections", &C::training, &TrainingConfig::ssm_num_projections,
+        "projections per sample", 1, 1024);
+    t.d("training.eps", &C::training, &TrainingConfig::eps, "smallest training time", 0, 0.5);
+    t.i("training.batch_size", &C::training, &TrainingConfig::batch_size,
+        "global batch (all ranks together)", 1, 1 << 24);
+    t.i("training.n_iters", &C::training, &TrainingConfig::n_iters, "training steps", 1);
+    t.i("training.log_freq", &C::training, &TrainingConfig::log_freq, "steps between log lines", 1);
+    t.i("training.snapshot_freq", &C::training, &TrainingConfig::snapshot_freq,
+        "steps between checkpoints with EMA samples", 1);
+    t.i("training.snapshot_freq_for_preemption", &C::training,
+        &TrainingConfig::snapshot_freq_for_preemption, "steps between plain checkpoints", 1);
+    t.b("training.snapshot_sampling", &C::training, &TrainingConfig::snapshot_sampling,
+        "draw EMA samples at each snapshot");
+    t.i("training.snapshot_num_samples", &C::training, &TrainingConfig::snapshot_num_samples,
+        "samples per snapshot; 0 = sampling.batch_size", 0);
+    t.i("training.keep_checkpoints", &C::training, &TrainingConfig::keep_checkpoints,
+        "newest checkpoints kept", 1);
+    t.i("training.keep_every", &C::training, &TrainingConfig::keep_every,
+        "also keep checkpoints whose step is a multiple of this; 0 = none", 0);
+
+    t.s("optim.optimizer", &C::optim, &OptimConfig::optimizer, "Adam | AdamW", {"Adam", "AdamW"});
+    t.d("optim.lr", &C::optim, &OptimConfig::lr, "learning rate after warm-up", 0);
+    t.d("optim.beta1", &C::optim, &OptimConfig::beta1, "Adam beta1", 0, 0.999999);
+    t.d("optim.beta2", &C::optim, &OptimConfig::beta2, "Adam beta2", 0, 0.999999999);
+    t.d("optim.eps", &C::optim, &OptimConfig::eps, "Adam epsilon", 0);
+    t.d("optim.weight_decay", &C::optim, &OptimConfig::weight_decay, "weight decay", 0);
+    t.i("optim.warmup", &C::optim, &OptimConfig::warmup, "linear warm-up steps; 0 = none", 0);
+    t.d("optim.grad_clip", &C::optim, &OptimConfig::grad_clip,
+        "global gradient-norm clip; <= 0 = none");
+
+    t.s("sampling.method", &C::sampling, &SamplingConfig::method, "pc", {"pc"});
+    t.s("sampling.predictor", &C::sampling, &SamplingConfig::predictor,
+        "euler_maruyama | reverse_diffusion | ancestral_sampling | none",
+        {"euler_maruyama", "reverse_diffusion", "ancestral_sampling", "none"});
+    t.s("sampling.corrector", &C::sampling, &SamplingConfig::corrector, "none | langevin | ald",
+        {"none", "langevin", "ald"});
+    t.d("sampling.snr", &C::sampling, &SamplingConfig::snr, "corrector signal-to-noise ratio", 0);
+    t.i("sampling.n_steps_each", &C::sampling, &SamplingConfig::n_steps_each,
+        "corrector steps per noise level", 0, 1000);
+    t.b("sampling.noise_removal", &C::sampling, &SamplingConfig::noise_removal,
+        "return the noise-free mean of the last step");
+    t.b("sampling.probability_flow", &C::sampling, &SamplingConfig::probability_flow,
+        "predictor follows the probability-flow ODE");
+    t.d("sampling.eps", &C::sampling, &SamplingConfig::eps,
+        "last sampling time; 0 = 1e-3 (VP, sub-VP) or 1e-5 (VE)", 0, 0.5);
+    t.i("sampling.num_steps", &C::sampling, &SamplingConfig::num_steps,
+        "sampler steps; 0 = model.num_scales", 0);
+    t.i("sampling.batch_size", &C::sampling, &SamplingConfig::batch_size, "samples per batch", 1);
+
+    t.i("eval.num_samples", &C::eval, &EvalConfig::num_samples, "samples for metrics", 1);
+    t.i("eval.batch_size", &C::eval, &EvalConfig::batch_size, "evaluation batch", 1);
+    t.s("eval.feature_extractor", &C::eval, &EvalConfig::feature_extractor,
+        "TorchScript feature extractor file");
+
+    t.s("dist.device", &C::dist, &DistConfig::device, "auto | cpu | cuda", {"auto", "cpu", "cuda"});
+    t.s("dist.backend", &C::dist, &DistConfig::backend, "auto | nccl | mpi | local",
+        {"auto", "nccl", "mpi", "local"});
+    t.d("dist.bucket_mb", &C::dist, &DistConfig::bucket_mb, "gradient bucket size in MB", 0.001);
+    t.d("dist.timeout_s", &C::dist, &DistConfig::timeout_s, "collective timeout in seconds", 1);
+
+    t.b("monitor.enabled", &C::monitor, &MonitorConfig::enabled, "serve Prometheus metrics");
+    t.s("monitor.bind", &C::monitor, &MonitorConfig::bind, "metrics bind address");
+    t.i("monitor.port", &C::monitor, &MonitorConfig::port, "metrics port (+ local rank)", 1, 65535);
+    return t.fields;
+  }();
+  return table;
+}
+
+const Field* find_field(const std::string& path) {
+  for (const auto& f : fields())
+    if (f.path == path) return &f;
+  return nullptr;
+}
+
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+[[noreturn]] void unknown_key(const std::string& origin, const std::string& path) {
+  std::vector<std::string> paths;
+  for (const auto& f : fields()) paths.push_back(f.path);
+  fail(origin + ": unknown key '" + path + "'; did you mean '" + closest(path, paths) + "'?");
+}
+
+std::string kind_name(char kind) {
+  switch (kind) {
+    case 'i': return "integer";
+    case 'd': return "number";
+    case 'b': return "boolean";
+    case 's': return "string";
+    case 'I': return "list of integers";
+    default: return "list of numbers";
+  }
+}
+
+template <typename T>
+T convert_scalar(const YAML::Node& node, const std::string& origin, const Field& f) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    std::ostringstream v;
+    v << node;
+    fail(origin + ": key '" + f.path + "' must be a " + kind_name(f.kind) + ", got '" + v.str() +
+         "'");
+  }
+}
+
+void check_range(double v, const std::string& origin, const Field& f) {
+  if (!std::isfinite(v) || v < f.min || v > f.max) {
+    std::ostringstream m;
+    m << origin << ": key '" << f.path << "' = " << v << " is out of range; expected ";
+    if (f.max == kInf)
+      m << ">= " << f.min;
+    else if (f.min == -kInf)
+      m << "<= " << f.max;
+    else
+      m << "in [" << f.min << ", " << f.max << "]";
+    fail(m.str());
+  }
+}
+
+void set_field(Config& c, const Field& f, const YAML::Node& node, const std::string& origin) {
+  void* p = f.ref(c);
+  const bool is_list = f.kind == 'I' || f.kind == 'D';
+  if (is_list != node.IsSequence() || (!is_list && !node.IsScalar())) {
+    std::ostringstream v;
+    v << node;
+    fail(origin + ": key '" + f.path + "' must be a " + kind_name(f.kind) + ", got '" + v.str() +
+         "'");
+  }
+  switch (f.kind) {
+    case 'i': {
+      auto v = convert_scalar<int64_t>(node, origin, f);
+      check_range(static_cast<double>(v), origin, f);
+      *static_cast<int64_t*>(p) = v;
+      break;
+    }
+    case 'd': {
+      auto v = convert_scalar<double>(node, origin, f);
+      check_range(v, origin, f);
+      *static_cast<double*>(p) = v;
+      break;
+    }
+    case 'b': {
+      // yaml-cpp accepts y/n/on/off too; insist on true/false for clarity.
+      const std::string s = node.Scalar();
+      if (s != "true" && s != "false" && s != "True" && s != "False")
+        fail(origin + ": key '" + f.path + "' must be true or false, got '" + s + "'");
+      *static_cast<bool*>(p) = s == "true" || s == "True";
+      break;
+    }
+    case 's': {
+      auto v = node.Scalar();
+      if (!f.choices.empty() &&
+          std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) {
+        std::string all;
+        for (const auto& ch : f.choices) all += (all.empty() ? "" : ", ") + ch;
+        fail(origin + ": key '" + f.path + "' = '" + v + "' is not one of {" + all +
+             "}; did you mean '" + closest(v, f.choices) + "'?");
+      }
+      *static_cast<std::string*>(p) = v;
+      break;
+    }
+    case 'I': {
+      std::vector<int64_t> out;
+      for (const auto& e : node) {
+        auto v = convert_scalar<int64_t>(e, origin, f);
+        check_range(static_cast<double>(v), origin, f);
+        out.push_back(v);
+      }
+      *static_cast<std::vector<int64_t>*>(p) = out;
+      break;
+    }
+    default: {
+      std::vector<double> out;
+      for (const auto& e : node) {
+        auto v = convert_scalar<double>(e, origin, f);
+        check_range(v, origin, f);
+        out.push_back(v);
+      }
+      *static_cast<std::vector<double>*>(p) = out;
+    }
+  }
+}
+
+void apply_node(Config& c, const YAML::Node& node, const std::string& prefix,
+                const std::string& origin) {
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    if (const Field* f = find_field(path)) {
+      set_field(c, *f, kv.second, origin);
+    } else if (kv.second.IsMap()) {
+      bool is_section = false;
+      for (const auto& f : fields()) is_section |= f.path.rfind(path + ".", 0) == 0;
+      if (!is_section) unknown_key(origin, path);
+      apply_node(c, kv.second, path, origin);
+    } else {
+      unknown_key(origin, path);
+    }
+  }
+}
+
+std::string format_double(double v) {
+  std::ostringstream o;
+  o.precision(17);
+  o << v;
+  std::string s = o.str();
+  // Keep it a YAML float, not an integer, so round trips stay typed.
+  if (s.find_first_of(".eE") == std::string::npos && s.find("inf") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string value_text(Config& c, const Field& f) {
+  void* p = f.ref(c);
+  std::ostringstream o;
+  switch (f.kind) {
+    case 'i': o << *static_cast<int64_t*>(p); break;
+    case 'd': o << format_double(*static_cast<double*>(p)); break;
+    case 'b': o << (*static_cast<bool*>(p) ? "true" : "false"); break;
+    case 's': {
+      YAML::Emitter e;
+      e << YAML::DoubleQuoted << *static_cast<std::string*>(p);
+      o << e.c_str();
+      break;
+    }
+    case 'I': {
+      o << "[";
+      const auto& v = *static_cast<std::vector<int64_t>*>(p);
+      for (size_t k = 0; k < v.size(); ++k) o << (k ? ", " : "") << v[k];
+      o << "]";
+      break;
+    }
+    default: {
+      o << "[";
+      const auto& v = *static_cast<std::vector<double>*>(p);
+      for (size_t k = 0; k < v.size(); ++k) o << (k ? ", " : "") << format_double(v[k]);
+      o << "]";
+    }
+  }
+  return o.str();
+}
+
+}  // namespace
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::vector<std::string>& overrides) {
+  Config c;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    fail(origin + ": not valid YAML (line " + std::to_string(e.mark.line + 1) + "): " + e.msg);
+  }
+  if (root.IsDefined() && !root.IsNull()) {
+    if (!root.IsMap()) fail(origin + ": expected a mapping of config sections at the top level");
+    apply_node(c, root, "", origin);
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      fail("override '" + o + "': expected key.path=value, e.g. training.batch_size=64");
+    const std::string path = o.substr(0, eq);
+    const Field* f = find_field(path);
+    if (!f) unknown_key("override '" + o + "'", path);
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      fail("override '" + o + "': value is not valid YAML: " + e.msg);
+    }
+    if (f->kind == 's' && !value.IsScalar()) value = YAML::Node(o.substr(eq + 1));
+    set_field(c, *f, value, "override '" + o + "'");
+  }
+  validate(c);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) fail("config file '" + path + "' cannot be read (missing or no permission)");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, overrides);
+}
+
+void validate(const Config& c) {
+  const auto& m = c.model;
+  SCORCH_CHECK(m.sigma_min < m.sigma_max, "model.sigma_min (", m.sigma_min,
+               ") must be smaller than model.sigma_max (", m.sigma_max, ")");
+  SCORCH_CHECK(m.beta_min < m.beta_max, "model.beta_min (", m.beta_min,
+               ") must be smaller than model.beta_max (", m.beta_max, ")");
+  SCORCH_CHECK(!m.ch_mult.empty(), "model.ch_mult must list at least one level, e.g. [1, 2, 2, 2]");
+  SCORCH_CHECK(m.fir_kernel.size() >= 2, "model.fir_kernel needs at least two taps, e.g. [1, 3, 3, 1]");
+  const bool vector_data = !is_image_data(c);
+  if (vector_data) {
+    SCORCH_CHECK(m.name == "mlp", "model.name '", m.name, "' is an image network but data.dataset '",
+                 c.data.dataset, "' is 2-D vector data; use model.name=mlp");
+    SCORCH_CHECK(c.data.dim == 2, "data.dataset '", c.data.dataset,
+                 "' is two-dimensional; data.dim must be 2, got ", c.data.dim);
+  } else {
+    SCORCH_CHECK(m.name != "mlp", "model.name 'mlp' is for vector data; data.dataset '",
+                 c.data.dataset, "' holds images: use ddpm or ncsnpp");
+    const int64_t levels = static_cast<int64_t>(m.ch_mult.size());
+    SCORCH_CHECK(c.data.image_size % (int64_t{1} << (levels - 1)) == 0, "data.image_size (",
+                 c.data.image_size, ") must be divisible by 2^(len(model.ch_mult)-1) = ",
+                 int64_t{1} << (levels - 1));
+  }
+  const auto& t = c.training;
+  if (t.loss == "smld")
+    SCORCH_CHECK(t.sde == "vesde", "training.loss=smld needs training.sde=vesde, got ", t.sde);
+  if (t.loss == "ddpm")
+    SCORCH_CHECK(t.sde == "vpsde", "training.loss=ddpm needs training.sde=vpsde, got ", t.sde);
+  if (!t.continuous && (t.loss == "auto"))
+    SCORCH_CHECK(t.sde != "subvpsde",
+                 "training.continuous=false has no discrete loss for subvpsde; set "
+                 "training.continuous=true or training.sde=vpsde/vesde");
+  if (c.sampling.predictor == "ancestral_sampling")
+    SCORCH_CHECK(c.training.sde != "subvpsde" && !c.sampling.probability_flow,
+                 "sampling.predictor=ancestral_sampling needs training.sde vesde or vpsde and "
+                 "sampling.probability_flow=false");
+  SCORCH_CHECK(c.data.dataset != "hdf5" || !c.data.path.empty(),
+               "data.dataset=hdf5 needs data.path (a dataset directory)");
+}
+
+std::string to_yaml(const Config& config) {
+  Config c = config;
+  std::ostringstream out;
+  std::string section;
+  for (const auto& f : fields()) {
+    const auto dot = f.path.find('.');
+    if (dot == std::string::npos) {
+      out << f.path << ": " << value_text(c, f) << "\n";
+      continue;
+    }
+    const std::string s = f.path.substr(0, dot);
+    if (s != section) out << s << ":\n", section = s;
+    out << "  " << f.path.substr(dot + 1) << ": " << value_text(c, f) << "\n";
+  }
+  return out.str();
+}
+
+std::string config_reference() {
+  Config c;
+  std::ostringstream out;
+  for (const auto& f : fields()) {
+    out << "  " << f.path << " (" << kind_name(f.kind) << ", default " << value_text(c, f)
+        << "): " << f.help << "\n";
+  }
+  return out.str();
+}
+
+double sampling_eps(const Config& c) {
+  if (c.sampling.eps > 0) return c.sampling.eps;
+  return c.training.sde == "vesde" ? 1e-5 : 1e-3;
+}
+
+int64_t sampling_steps(const Config& c) {
+  return c.sampling.num_steps > 0 ? c.sampling.num_steps : c.model.num_scales;
+}
+
+bool is_image_data(const Config& c) {
+  const auto& d = c.data.dataset;
+  return !(d == "swiss_roll" || d == "two_moons" || d == "eight_gaussians" ||
+           d == "checkerboard");
+}
+
+}  // namespace scorch
