@@ -1,2 +1,36 @@
+// scorch: the command-line entry point. Parses the command, runs it, and maps
+// errors to the exit codes DESIGN.md pins (0 done, 2 bad input, 75 preempted,
+// 1 anything else). No other code turns errors into exit codes.
+#include <CLI/CLI.hpp>
+
 #include <iostream>
-int main() { return 0; }
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Scorch: score-based generative models (score SDEs, NCSN, DDPM) on LibTorch"};
+  app.set_version_flag("--version", std::string("scorch ") + SCORCH_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Run `scorch <command> --help` for a command's options.\n"
+      "Exit codes: 0 done, 2 bad usage/config/input, 75 preempted (run again to resume), "
+      "1 other.");
+  std::function<int()> run;
+  scorch::cli::add_train_command(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? scorch::kExitOk : scorch::kExitBadInput;
+  }
+  try {
+    return run();
+  } catch (const scorch::Error& e) {
+    std::cerr << "scorch: error: " << e.what() << "\n";
+    return scorch::kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "scorch: internal error: " << e.what() << "\n";
+    return scorch::kExitFailure;
+  }
+}

@@ -1,0 +1,14 @@
+// One function per subcommand: registers its options on the CLI11 app and
+// sets `run` to the action when the subcommand is chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace scorch::cli {
+
+// scorch train --config C --workdir W [--json] [key.path=value ...]
+void add_train_command(CLI::App& app, std::function<int()>& run);
+
+}  // namespace scorch::cli
