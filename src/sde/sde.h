@@ -135,7 +135,17 @@ class SubVPSde : public Sde {
   double beta_0_, beta_1_;
 };
 
-// training.sde with the model.* noise parameters.
+// training.sde (vesde | vpsde | subvpsde) with model.sigma_min/max, beta_min/max
+// and num_scales. Throws scorch::Error naming the key for an unusable value.
 std::shared_ptr<Sde> make_sde(const Config& config);
+
+// Reshapes a per-sample value v [B] to [B, 1, ..., 1] so it broadcasts against
+// `like` [B, ...]. (score_sde writes v[:, None, None, None].)
+torch::Tensor batch_view(const torch::Tensor& v, const torch::Tensor& like);
+
+// The discrete level i = floor(t (N - 1) / T) of score_sde's discretize, as
+// int64 [B] on t's device, clamped to [0, N - 1]. Computed in t's dtype, as the
+// reference does ((t * (N - 1) / T).long()).
+torch::Tensor discrete_level(const torch::Tensor& t, int64_t num_scales);
 
 }  // namespace scorch

@@ -1,0 +1,84 @@
+// The SDE base class: Euler–Maruyama discretization, the reverse-time SDE and
+// probability-flow ODE (Song et al. 2021, eqs. 6 and 13; score_sde_pytorch
+// sde_lib.py SDE.discretize / SDE.reverse), and the factory from the config.
+#include "sde/sde.h"
+
+#include <cmath>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace scorch {
+
+torch::Tensor batch_view(const torch::Tensor& v, const torch::Tensor& like) {
+  TORCH_CHECK(v.dim() == 1 && like.dim() >= 1 && v.size(0) == like.size(0),
+              "batch_view: per-sample value ", v.sizes(), " does not match batch ", like.sizes());
+  std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+  shape[0] = v.size(0);
+  return v.view(shape);
+}
+
+torch::Tensor discrete_level(const torch::Tensor& t, int64_t num_scales) {
+  // The reference truncates toward zero; for t >= 0 that is floor.
+  auto level = (t * static_cast<double>(num_scales - 1)).to(torch::kLong);
+  return level.clamp(0, num_scales - 1);
+}
+
+DriftDiffusion Sde::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
+  // x_{i+1} = x_i + f(x_i, t_i) dt + g(t_i) sqrt(dt) z with dt = 1 / N.
+  const double dt = 1.0 / static_cast<double>(num_scales());
+  auto dd = sde(x, t);
+  return {dd.drift * dt, dd.diffusion * std::sqrt(dt)};
+}
+
+DriftDiffusion Sde::reverse_sde(const ScoreFn& score, const torch::Tensor& x,
+                                const torch::Tensor& t, bool probability_flow) const {
+  // dx = [f - g^2 s] dt + g dw-bar; the probability flow halves the score term
+  // and has no noise.
+  auto dd = sde(x, t);
+  const double weight = probability_flow ? 0.5 : 1.0;
+  auto g2 = batch_view(dd.diffusion * dd.diffusion, x);
+  auto drift = dd.drift - g2 * score(x, t) * weight;
+  auto diffusion = probability_flow ? torch::zeros_like(dd.diffusion) : dd.diffusion;
+  return {drift, diffusion};
+}
+
+DriftDiffusion Sde::reverse_discretize(const ScoreFn& score, const torch::Tensor& x,
+                                       const torch::Tensor& t, bool probability_flow) const {
+  auto fg = discretize(x, t);
+  const double weight = probability_flow ? 0.5 : 1.0;
+  auto G2 = batch_view(fg.diffusion * fg.diffusion, x);
+  auto rev_f = fg.drift - G2 * score(x, t) * weight;
+  auto rev_G = probability_flow ? torch::zeros_like(fg.diffusion) : fg.diffusion;
+  return {rev_f, rev_G};
+}
+
+std::shared_ptr<Sde> make_sde(const Config& config) {
+  const auto& m = config.model;
+  const auto& name = config.training.sde;
+  SCORCH_CHECK(m.num_scales >= 2, "model.num_scales: ", m.num_scales,
+               " must be at least 2 (the discrete level is t (N - 1))");
+  if (name == "vesde") {
+    SCORCH_CHECK(m.sigma_min > 0.0 && std::isfinite(m.sigma_min), "model.sigma_min: ",
+                 m.sigma_min, " must be a positive number");
+    SCORCH_CHECK(m.sigma_max > m.sigma_min && std::isfinite(m.sigma_max), "model.sigma_max: ",
+                 m.sigma_max, " must be finite and greater than model.sigma_min (", m.sigma_min,
+                 ")");
+    return std::make_shared<VESde>(m.sigma_min, m.sigma_max, m.num_scales);
+  }
+  if (name == "vpsde" || name == "subvpsde") {
+    SCORCH_CHECK(m.beta_min > 0.0 && std::isfinite(m.beta_min), "model.beta_min: ", m.beta_min,
+                 " must be a positive number");
+    SCORCH_CHECK(m.beta_max >= m.beta_min && std::isfinite(m.beta_max), "model.beta_max: ",
+                 m.beta_max, " must be finite and at least model.beta_min (", m.beta_min, ")");
+    SCORCH_CHECK(m.beta_max < static_cast<double>(m.num_scales), "model.beta_max: ", m.beta_max,
+                 " must be below model.num_scales (", m.num_scales,
+                 ") so that the discrete betas beta_max / N stay below 1");
+    if (name == "vpsde") return std::make_shared<VPSde>(m.beta_min, m.beta_max, m.num_scales);
+    return std::make_shared<SubVPSde>(m.beta_min, m.beta_max, m.num_scales);
+  }
+  fail(detail::concat("training.sde: unknown SDE '", name,
+                      "'; expected one of vesde, vpsde, subvpsde"));
+}
+
+}  // namespace scorch
