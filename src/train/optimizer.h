@@ -1,0 +1,79 @@
+// Adam / AdamW with score_sde's optimize_fn around them: linear learning-rate
+// warm-up and global-norm gradient clipping (score_sde losses.py, reference
+// score-sde.md §2), with state that a checkpoint can save and restore exactly.
+//
+//   Optimizer opt(model->named_parameters(), config.optim);
+//   opt.zero_grad(); loss.backward(); // (+ gradient all-reduce)
+//   double grad_norm = opt.step(step);  // step: value before the increment
+//   checkpoint.optimizer = opt.state_dict();
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/config.h"  // OptimConfig
+
+namespace scorch {
+
+// Not thread-safe: one owner (the trainer) calls it from one thread.
+class Optimizer {
+ public:
+  // Optimises the parameters of `named_params` (module->named_parameters())
+  // that require grad; frozen ones (e.g. a Gaussian Fourier W) are left out.
+  // The tensors are shared with the model, not copied; they must outlive this
+  // object and keep their shapes and devices. Throws scorch::Error if
+  // config.optimizer is not "Adam" or "AdamW".
+  Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& named_params,
+            const OptimConfig& config);
+  ~Optimizer();
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // One optimize_fn call: sets lr = lr_at(step), clips gradients to a global
+  // L2 norm of optim.grad_clip (if > 0), then takes an Adam(W) step.
+  // `step` is the training step before its increment (score_sde: step 0 has
+  // lr 0). Parameters without a gradient are skipped. Returns the global L2
+  // norm of the gradients before clipping (one device sync).
+  double step(int64_t step);
+
+  // Sets every gradient to zero (frees none; shapes stay).
+  void zero_grad();
+
+  // lr * min(step / warmup, 1); warmup <= 0 means no warm-up.
+  double lr_at(int64_t step) const;
+
+  // Global-norm clipping exactly as torch.nn.utils.clip_grad_norm_(params,
+  // max_norm): total = ||(||g_1||, ..., ||g_n||)||_2 over defined gradients,
+  // coef = max_norm / (total + 1e-6), gradients scaled by coef only when
+  // coef < 1 (max_norm <= 0: never). Returns the pre-clip total norm.
+  static double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+
+  // Adam state per parameter name, for the checkpoint's `optimizer` key:
+  // "<name>.exp_avg", "<name>.exp_avg_sq" (shape and dtype of the
+  // parameter) and "<name>.step" (int64 scalar). Parameters that have not
+  // been stepped yet have no entries. Tensors are CPU copies.
+  std::map<std::string, torch::Tensor> state_dict() const;
+
+  // Restores state_dict() output so that training continues bit-identically.
+  // Entries go to each parameter's device and dtype. Throws scorch::Error
+  // naming the key if an entry names an unknown parameter, has the wrong
+  // shape, or a parameter has only some of its three entries.
+  void load_state_dict(const std::map<std::string, torch::Tensor>& state);
+
+  // Parameter names in optimisation order.
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<torch::Tensor>& params() const { return params_; }
+
+ private:
+  OptimConfig config_;
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<torch::optim::Optimizer> impl_;  // torch::optim::Adam or AdamW
+};
+
+}  // namespace scorch
