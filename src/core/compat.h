@@ -22,7 +22,8 @@ inline torch::Tensor rand(at::IntArrayRef shape, at::Generator gen,
 }
 inline torch::Tensor randint(int64_t low, int64_t high, at::IntArrayRef shape,
                              at::Generator gen, const torch::TensorOptions& opts = {}) {
-  return at::randint(low, high, shape, gen, opts);
+  // int64 unless a dtype is given (LibTorch's default would be float).
+  return at::randint(low, high, shape, gen, opts.has_dtype() ? opts : opts.dtype(torch::kLong));
 }
 
 // A CPU generator seeded with `seed`.

@@ -1,0 +1,162 @@
+// Predictor–corrector sampling (Song et al. 2021, Alg. 2-3; score_sde_pytorch
+// sampling.py). Formulas per ../shared/reference/score-sde.md §3, with the
+// reference's crashes fixed: the probability-flow diffusion is a zero tensor,
+// and Langevin correctors use alpha = 1 on sub-VP (no discrete alphas there).
+#include "sampling/pc_sampler.h"
+
+#include <cmath>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace scorch {
+namespace {
+
+// [B] -> [B, 1, ...] to broadcast over x.
+torch::Tensor bcast(const torch::Tensor& v, const torch::Tensor& x) {
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = v.size(0);
+  return v.view(shape);
+}
+
+// Discrete level index i = floor(t (N-1) / T), as score_sde's timestep.
+torch::Tensor level_index(const Sde& sde, const torch::Tensor& t) {
+  return (t * static_cast<double>(sde.num_scales() - 1)).to(torch::kLong);
+}
+
+// Langevin step-size factor alpha: 1 - beta_i for VP, 1 otherwise.
+torch::Tensor langevin_alpha(const Sde& sde, const torch::Tensor& t) {
+  if (sde.kind() == SdeKind::kVP) {
+    const auto& vp = static_cast<const VPSde&>(sde);
+    return vp.alphas().to(t.device()).index_select(0, level_index(sde, t)).to(t.dtype());
+  }
+  return torch::ones_like(t);
+}
+
+struct Step {
+  torch::Tensor x, x_mean;
+};
+
+Step predict(const Sde& sde, const ScoreFn& score, const torch::Tensor& x, const torch::Tensor& t,
+             const PCOptions& o) {
+  switch (o.predictor) {
+    case Predictor::kNone:
+      return {x, x};
+    case Predictor::kEulerMaruyama: {
+      const double dt = -1.0 / static_cast<double>(o.num_steps);
+      auto rev = sde.reverse_sde(score, x, t, o.probability_flow);
+      auto x_mean = x + rev.drift * dt;
+      auto z = torch::randn_like(x);
+      return {x_mean + bcast(rev.diffusion, x) * std::sqrt(-dt) * z, x_mean};
+    }
+    case Predictor::kReverseDiffusion: {
+      auto rev = sde.reverse_discretize(score, x, t, o.probability_flow);
+      auto x_mean = x - rev.drift;
+      auto z = torch::randn_like(x);
+      return {x_mean + bcast(rev.diffusion, x) * z, x_mean};
+    }
+    case Predictor::kAncestral: {
+      const auto i = level_index(sde, t);
+      auto s = score(x, t);
+      if (sde.kind() == SdeKind::kVE) {
+        const auto& ve = static_cast<const VESde&>(sde);
+        auto sig = ve.discrete_sigmas().to(x.device());
+        auto sigma = sig.index_select(0, i).to(x.dtype());
+        auto prev = torch::where(i == 0, torch::zeros_like(sigma),
+                                 sig.index_select(0, (i - 1).clamp_min(0)).to(x.dtype()));
+        auto x_mean = x + bcast(sigma.pow(2) - prev.pow(2), x) * s;
+        auto std = torch::sqrt(prev.pow(2) * (sigma.pow(2) - prev.pow(2)) / sigma.pow(2));
+        return {x_mean + bcast(std, x) * torch::randn_like(x), x_mean};
+      }
+      const auto& vp = static_cast<const VPSde&>(sde);
+      auto beta = vp.discrete_betas().to(x.device()).index_select(0, i).to(x.dtype());
+      auto x_mean = (x + bcast(beta, x) * s) / bcast(torch::sqrt(1 - beta), x);
+      return {x_mean + bcast(torch::sqrt(beta), x) * torch::randn_like(x), x_mean};
+    }
+  }
+  TORCH_CHECK(false, "unknown predictor");
+}
+
+Step correct(const Sde& sde, const ScoreFn& score, torch::Tensor x, const torch::Tensor& t,
+             const PCOptions& o) {
+  if (o.corrector == Corrector::kNone) return {x, x};
+  const auto alpha = langevin_alpha(sde, t);
+  torch::Tensor x_mean = x;
+  for (int64_t k = 0; k < o.n_steps_each; ++k) {
+    auto grad = score(x, t);
+    auto z = torch::randn_like(x);
+    torch::Tensor step_size;
+    if (o.corrector == Corrector::kLangevin) {
+      // Batch means of per-sample norms (score_sde): eps = 2 alpha (snr |z| / |g|)^2.
+      auto grad_norm = grad.reshape({grad.size(0), -1}).norm(2, 1).mean();
+      auto noise_norm = z.reshape({z.size(0), -1}).norm(2, 1).mean();
+      step_size = 2 * alpha * (o.snr * noise_norm / grad_norm).pow(2);
+    } else {
+      auto std = sde.marginal_prob(torch::zeros_like(x), t).std;
+      step_size = 2 * alpha * (o.snr * std).pow(2);
+    }
+    x_mean = x + bcast(step_size, x) * grad;
+    x = x_mean + bcast(torch::sqrt(2 * step_size), x) * z;
+  }
+  return {x, x_mean};
+}
+
+}  // namespace
+
+Predictor predictor_from_name(const std::string& name) {
+  if (name == "none") return Predictor::kNone;
+  if (name == "euler_maruyama") return Predictor::kEulerMaruyama;
+  if (name == "reverse_diffusion") return Predictor::kReverseDiffusion;
+  if (name == "ancestral_sampling") return Predictor::kAncestral;
+  fail("sampling.predictor '" + name +
+       "' is unknown; expected euler_maruyama, reverse_diffusion, ancestral_sampling or none");
+}
+
+Corrector corrector_from_name(const std::string& name) {
+  if (name == "none") return Corrector::kNone;
+  if (name == "langevin") return Corrector::kLangevin;
+  if (name == "ald") return Corrector::kAnnealedLangevin;
+  fail("sampling.corrector '" + name + "' is unknown; expected langevin, ald or none");
+}
+
+PCOptions pc_options_from_config(const SamplingConfig& s, double eps, int64_t num_steps) {
+  PCOptions o;
+  o.predictor = predictor_from_name(s.predictor);
+  o.corrector = corrector_from_name(s.corrector);
+  o.snr = s.snr;
+  o.n_steps_each = s.n_steps_each;
+  o.noise_removal = s.noise_removal;
+  o.probability_flow = s.probability_flow;
+  o.eps = eps;
+  o.num_steps = num_steps;
+  return o;
+}
+
+SampleResult pc_sample(const Sde& sde, const ScoreFn& score, at::IntArrayRef shape,
+                       const torch::TensorOptions& tensor_options, const PCOptions& o,
+                       const ProgressFn& progress) {
+  TORCH_CHECK(o.num_steps >= 1, "pc_sample needs num_steps >= 1");
+  if (o.predictor == Predictor::kAncestral)
+    SCORCH_CHECK(sde.kind() != SdeKind::kSubVP && !o.probability_flow,
+                 "sampling.predictor=ancestral_sampling works with vesde or vpsde and "
+                 "sampling.probability_flow=false");
+  torch::NoGradGuard no_grad;
+  auto x = sde.prior_sampling(shape, tensor_options);
+  auto x_mean = x;
+  // ts = linspace(T, eps, N) in float64, then to the working dtype per step.
+  auto ts = torch::linspace(sde.T(), o.eps, o.num_steps, torch::kDouble);
+  const int64_t b = shape[0];
+  for (int64_t i = 0; i < o.num_steps; ++i) {
+    auto t = torch::full({b}, ts[i].item<double>(), tensor_options);
+    auto c = correct(sde, score, x, t, o);
+    auto p = predict(sde, score, c.x, t, o);
+    x = p.x;
+    x_mean = p.x_mean;
+    if (progress) progress(i + 1, o.num_steps);
+  }
+  const int64_t per_step = (o.corrector == Corrector::kNone ? 0 : o.n_steps_each) +
+                           (o.predictor == Predictor::kNone ? 0 : 1);
+  return {o.noise_removal ? x_mean : x, o.num_steps * per_step};
+}
+
+}  // namespace scorch

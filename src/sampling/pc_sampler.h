@@ -1,0 +1,51 @@
+// The predictor–corrector sampler of Song et al. 2021 (Algorithms 2–3),
+// as score_sde_pytorch sampling.py runs it: x ~ prior, t_i = linspace(1, eps, N),
+// each step runs the corrector, then the predictor; the last step's noise-free
+// mean is returned when noise_removal is on.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+
+#include "sde/sde.h"
+
+namespace scorch {
+
+struct SamplingConfig;
+
+enum class Predictor { kNone, kEulerMaruyama, kReverseDiffusion, kAncestral };
+enum class Corrector { kNone, kLangevin, kAnnealedLangevin };
+
+Predictor predictor_from_name(const std::string& name);  // throws scorch::Error
+Corrector corrector_from_name(const std::string& name);
+
+struct PCOptions {
+  Predictor predictor = Predictor::kEulerMaruyama;
+  Corrector corrector = Corrector::kNone;
+  double snr = 0.16;
+  int64_t n_steps_each = 1;
+  bool noise_removal = true;
+  bool probability_flow = false;
+  double eps = 1e-3;      // last time
+  int64_t num_steps = 1000;
+};
+
+PCOptions pc_options_from_config(const SamplingConfig& sampling, double eps, int64_t num_steps);
+
+struct SampleResult {
+  torch::Tensor x;   // [shape], in the model's (scaled) data space
+  int64_t nfe = 0;   // score evaluations per sample
+};
+
+// Called after each step with (step index, num_steps); may be empty.
+using ProgressFn = std::function<void(int64_t, int64_t)>;
+
+// Samples `shape` from the reverse process of `sde` driven by `score`, on
+// `options`' device and dtype, using LibTorch's default generator.
+SampleResult pc_sample(const Sde& sde, const ScoreFn& score, at::IntArrayRef shape,
+                       const torch::TensorOptions& tensor_options, const PCOptions& options,
+                       const ProgressFn& progress = {});
+
+}  // namespace scorch

@@ -1,0 +1,154 @@
+// Config: YAML reading, overrides, errors that name the key and suggest the
+// closest valid one, and the resolved-config round trip.
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+
+namespace scorch {
+namespace {
+
+// The message of the scorch::Error that `f` throws ("" if none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsFollowScoreSde) {
+  Config c;
+  EXPECT_EQ(c.optim.lr, 2e-4);
+  EXPECT_EQ(c.optim.warmup, 5000);
+  EXPECT_EQ(c.optim.grad_clip, 1.0);
+  EXPECT_EQ(c.model.num_scales, 1000);
+  EXPECT_EQ(c.model.beta_min, 0.1);
+  EXPECT_EQ(c.model.beta_max, 20.0);
+  EXPECT_EQ(c.model.sigma_min, 0.01);
+  EXPECT_EQ(c.model.sigma_max, 50.0);
+  EXPECT_EQ(c.sampling.snr, 0.16);
+  EXPECT_EQ(c.training.eps, 1e-5);
+}
+
+TEST(Config, ReadsYamlAndOverrides) {
+  const char* yaml = R"(
+seed: 7
+training:
+  sde: vesde
+  batch_size: 64
+model:
+  ch_mult: [1, 2]
+  ema_extra_rates: [0.99, 0.999]
+)";
+  Config c = parse_config(yaml, "test.yaml", {"training.batch_size=32", "optim.lr=1e-3",
+                                              "data.centered=true", "model.ch_mult=[1,2,4]"});
+  EXPECT_EQ(c.seed, 7);
+  EXPECT_EQ(c.training.sde, "vesde");
+  EXPECT_EQ(c.training.batch_size, 32);  // override wins
+  EXPECT_DOUBLE_EQ(c.optim.lr, 1e-3);
+  EXPECT_TRUE(c.data.centered);
+  EXPECT_EQ(c.model.ch_mult, (std::vector<int64_t>{1, 2, 4}));
+  EXPECT_EQ(c.model.ema_extra_rates, (std::vector<double>{0.99, 0.999}));
+}
+
+TEST(Config, UnknownKeySuggestsClosest) {
+  auto msg = error_of([] { parse_config("training:\n  batch_sise: 4\n", "run.yaml"); });
+  EXPECT_NE(msg.find("run.yaml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("training.batch_sise"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean 'training.batch_size'"), std::string::npos) << msg;
+
+  msg = error_of([] { parse_config("", "x", {"optim.lrr=0.1"}); });
+  EXPECT_NE(msg.find("did you mean 'optim.lr'"), std::string::npos) << msg;
+
+  msg = error_of([] { parse_config("trainin:\n  sde: vpsde\n", "x"); });
+  EXPECT_NE(msg.find("unknown key 'trainin"), std::string::npos) << msg;
+}
+
+TEST(Config, IllTypedValuesNameTheKey) {
+  auto msg = error_of([] { parse_config("training:\n  batch_size: many\n", "x"); });
+  EXPECT_NE(msg.find("'training.batch_size' must be a integer"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("", "x", {"data.centered=maybe"}); });
+  EXPECT_NE(msg.find("'data.centered' must be true or false"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("model:\n  ch_mult: 2\n", "x"); });
+  EXPECT_NE(msg.find("'model.ch_mult' must be a list of integers"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("training:\n  sde: vpsdee\n", "x"); });
+  EXPECT_NE(msg.find("did you mean 'vpsde'"), std::string::npos) << msg;
+}
+
+TEST(Config, OutOfRangeValues) {
+  auto msg = error_of([] { parse_config("", "x", {"training.batch_size=0"}); });
+  EXPECT_NE(msg.find("'training.batch_size' = 0 is out of range; expected in [1, "), std::string::npos)
+      << msg;
+  msg = error_of([] { parse_config("", "x", {"model.ema_rate=1.5"}); });
+  EXPECT_NE(msg.find("in [0, 1]"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("", "x", {"model.sigma_min=60"}); });
+  EXPECT_NE(msg.find("model.sigma_min"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("", "x", {"optim.lr=nan"}); });
+  EXPECT_NE(msg.find("optim.lr"), std::string::npos) << msg;
+}
+
+TEST(Config, CrossKeyChecks) {
+  auto msg = error_of([] { parse_config("", "x", {"model.name=ncsnpp"}); });
+  EXPECT_NE(msg.find("use model.name=mlp"), std::string::npos) << msg;
+  msg = error_of([] {
+    parse_config("", "x", {"data.dataset=synthetic_images", "model.name=ddpm", "data.image_size=30"});
+  });
+  EXPECT_NE(msg.find("data.image_size"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("", "x", {"training.loss=smld"}); });
+  EXPECT_NE(msg.find("training.sde=vesde"), std::string::npos) << msg;
+}
+
+TEST(Config, BadOverrideSyntax) {
+  auto msg = error_of([] { parse_config("", "x", {"training.batch_size"}); });
+  EXPECT_NE(msg.find("expected key.path=value"), std::string::npos) << msg;
+}
+
+TEST(Config, ResolvedYamlRoundTrips) {
+  Config c = parse_config("", "x", {"optim.lr=0.000123456789", "model.ema_extra_rates=[0.5]",
+                                    "data.path=/tmp/a b", "training.sde=vesde"});
+  Config back = parse_config(to_yaml(c), "resolved");
+  EXPECT_EQ(to_yaml(back), to_yaml(c));
+  EXPECT_DOUBLE_EQ(back.optim.lr, 0.000123456789);
+  EXPECT_EQ(back.data.path, "/tmp/a b");
+  EXPECT_EQ(back.model.ema_extra_rates, std::vector<double>{0.5});
+}
+
+TEST(Config, MissingFileIsAnError) {
+  auto msg = error_of([] { load_config("/nonexistent/config.yaml"); });
+  EXPECT_NE(msg.find("/nonexistent/config.yaml"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("training: [1, 2\n", "broken.yaml"); });
+  EXPECT_NE(msg.find("broken.yaml: not valid YAML"), std::string::npos) << msg;
+}
+
+TEST(Config, ShippedConfigsLoad) {
+  const std::filesystem::path root = std::filesystem::path(SCORCH_SOURCE_DIR) / "configs";
+  int n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (e.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(load_config(e.path().string())) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 3);
+}
+
+TEST(Config, EditDistance) {
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("same", "same"), 0u);
+}
+
+TEST(Config, SamplingDefaultsDependOnSde) {
+  EXPECT_DOUBLE_EQ(sampling_eps(parse_config("", "x", {"training.sde=vesde"})), 1e-5);
+  EXPECT_DOUBLE_EQ(sampling_eps(parse_config("", "x", {"training.sde=subvpsde"})), 1e-3);
+  EXPECT_EQ(sampling_steps(parse_config("", "x", {"model.num_scales=77"})), 77);
+}
+
+}  // namespace
+}  // namespace scorch
