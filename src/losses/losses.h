@@ -1,0 +1,101 @@
+// The training losses, one small class each (NVlabs/edm loss.py style), written
+// as score_sde losses.py defines them (get_sde_loss_fn, get_smld_loss_fn,
+// get_ddpm_loss_fn), plus sliced score matching (Song et al. 2019).
+//
+// Reductions R over the per-sample dims (D = numel of one sample), as score_sde:
+//   reduce_mean = true:  R(u) = mean_d u_d
+//   reduce_mean = false: R(u) = 0.5 sum_d u_d
+#pragma once
+
+#include <memory>
+
+#include "losses/loss.h"
+
+namespace scorch {
+
+// R applied per sample: u [B, ...] -> [B].
+torch::Tensor reduce_per_sample(const torch::Tensor& u, bool reduce_mean);
+
+struct ContinuousLossOptions {
+  bool reduce_mean = true;
+  bool likelihood_weighting = false;
+  double eps = 1e-5;  // t ~ U(eps, 1)
+};
+
+// Continuous denoising score matching (get_sde_loss_fn): t ~ U(eps, 1),
+// x_t = mean(x, t) + std(t) z, s = score_fn(net, continuous = true)(x_t, t);
+//   l = R((s std + z)^2)               (likelihood_weighting off)
+//   l = R((s + z / std)^2) g(t)^2      (on; Song et al. 2021b).
+class DsmLoss : public Loss {
+ public:
+  DsmLoss(std::shared_ptr<const Sde> sde, ContinuousLossOptions options);
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {}) const override;
+
+ private:
+  std::shared_ptr<const Sde> sde_;
+  ContinuousLossOptions options_;
+};
+
+// SMLD / NCSN (get_smld_loss_fn), VE discrete: k ~ U{0..N-1}, sigma = sigmas
+// descending [k] (k = 0 is sigma_max), n = sigma z, s = net(x + n, k) (int64 labels),
+// l = R((s + n / sigma^2)^2) sigma^2. Reported t = 1 - k / (N - 1), the SDE time
+// of level k (score_fn's VE discrete labels are round((1 - t)(N - 1))).
+class SmldLoss : public Loss {
+ public:
+  SmldLoss(std::shared_ptr<const VESde> sde, bool reduce_mean);
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {}) const override;
+
+ private:
+  std::shared_ptr<const VESde> sde_;
+  bool reduce_mean_;
+};
+
+// DDPM noise prediction (get_ddpm_loss_fn), VP discrete: k ~ U{0..N-1},
+// x_k = sqrt(abar_k) x + sqrt(1 - abar_k) z, l = R((net(x_k, k) - z)^2) on the raw
+// output. Labels are k as a float tensor in x's dtype (score_fn's VP discrete
+// labels t (N - 1) are floats too). Reported t = k / (N - 1).
+class DdpmLoss : public Loss {
+ public:
+  DdpmLoss(std::shared_ptr<const VPSde> sde, bool reduce_mean);
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {}) const override;
+
+ private:
+  std::shared_ptr<const VPSde> sde_;
+  bool reduce_mean_;
+};
+
+enum class SsmProjection { kRademacher, kGaussian };
+
+struct SsmLossOptions : ContinuousLossOptions {
+  bool variance_reduced = false;  // ssm_vr: 0.5 ||s||^2 instead of 0.5 (v^T s)^2
+  SsmProjection projection = SsmProjection::kRademacher;
+  int64_t num_projections = 1;
+};
+
+// Sliced score matching (Song, Garg, Shi and Ermon 2019, eq. 8) on the perturbed
+// marginal: t ~ U(eps, 1), x_t = mean(x, t) + std(t) z (z only draws the sample),
+// s = score_fn(net, continuous = true)(x_t, t), and for projections v (E[v v^T] = I)
+//   J = v^T (ds/dx) v + 0.5 (v^T s)^2      (ssm)
+//   J = v^T (ds/dx) v + 0.5 ||s||^2         (ssm_vr)
+// with v^T (ds/dx) from one vector-Jacobian product (create_graph when grad mode
+// is on), averaged over num_projections copies of the batch (one forward pass).
+// E[J] = E[tr(ds/dx) + 0.5 ||s||^2], the explicit score-matching objective, which
+// equals (1/2) E||s + z/std||^2 - D / (2 std^2) (Hyvarinen 2005; Vincent 2011).
+// Weighting: l = lambda(t) c J with lambda = std^2 (g^2 with likelihood_weighting)
+// and c = 1 (0.5 sum) or 2/D (mean), so that E[l_ssm] = E[l_dsm] - K with K = D/2
+// (sum) or 1 (mean) times lambda/std^2: the same minimiser, weighting and scale as DsmLoss.
+class SsmLoss : public Loss {
+ public:
+  SsmLoss(std::shared_ptr<const Sde> sde, SsmLossOptions options);
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {}) const override;
+
+ private:
+  std::shared_ptr<const Sde> sde_;
+  SsmLossOptions options_;
+};
+
+}  // namespace scorch
