@@ -1,0 +1,187 @@
+// Parameter EMAs: score_sde's ema.py (decay = min(rate, (1+n)/(10+n)),
+// s ← s − (1−decay)(s − p)) and EDM's training_loop.py (half-life counted in
+// images with a ramp-up, p_ema ← lerp(p, p_ema, beta)), in float32.
+#include "train/ema.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace scorch {
+
+std::string Ema::format_number(double value) {
+  char buf[64];
+  if (value == std::floor(value) && std::fabs(value) < 1e15) {  // 500, not 5e+02
+    std::snprintf(buf, sizeof(buf), "%.0f", value);
+    return buf;
+  }
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
+  return buf;
+}
+
+double Ema::warmup_decay(double rate, int64_t n) {
+  return std::min(rate, (1.0 + static_cast<double>(n)) / (10.0 + static_cast<double>(n)));
+}
+
+double Ema::edm_beta(double halflife_kimg, double rampup_ratio, int64_t batch_size,
+                     int64_t images_before) {
+  double halflife_nimg = halflife_kimg * 1000.0;
+  if (rampup_ratio > 0) {
+    halflife_nimg = std::min(halflife_nimg, static_cast<double>(images_before) * rampup_ratio);
+  }
+  return std::pow(0.5, static_cast<double>(batch_size) / std::max(halflife_nimg, 1e-8));
+}
+
+Ema::Ema(const torch::nn::Module& model, const ModelConfig& config)
+    : halflife_kimg_(config.ema_halflife_kimg), rampup_ratio_(config.ema_rampup_ratio) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> params;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    param_names_.push_back(item.key());
+    params.push_back(item.value());
+  }
+  auto add = [&](const std::string& name, double rate, bool edm) {
+    if (std::find(names_.begin(), names_.end(), name) != names_.end()) return;
+    Average avg{name, rate, edm, {}};
+    for (const auto& p : params) {
+      avg.shadow.push_back(p.detach().to(p.options().dtype(torch::kFloat32), false, true));
+    }
+    averages_.push_back(std::move(avg));
+    names_.push_back(name);
+  };
+  std::vector<double> rates = {config.ema_rate};
+  rates.insert(rates.end(), config.ema_extra_rates.begin(), config.ema_extra_rates.end());
+  for (double rate : rates) {
+    SCORCH_CHECK(rate >= 0.0 && rate < 1.0, "model.ema_rate / model.ema_extra_rates: ", rate,
+                 " is not an EMA rate; use a value in [0, 1), e.g. 0.9999");
+    add(format_number(rate), rate, false);
+  }
+  SCORCH_CHECK(halflife_kimg_ >= 0.0, "model.ema_halflife_kimg: ", halflife_kimg_,
+               " must be >= 0 (0 turns EDM's EMA off)");
+  SCORCH_CHECK(rampup_ratio_ >= 0.0, "model.ema_rampup_ratio: ", rampup_ratio_,
+               " must be >= 0 (0 means no ramp-up)");
+  if (halflife_kimg_ > 0) add("edm_" + format_number(halflife_kimg_), 0.0, true);
+}
+
+std::vector<torch::Tensor> Ema::tracked(const torch::nn::Module& model) const {
+  std::vector<torch::Tensor> params;
+  params.reserve(param_names_.size());
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    TORCH_CHECK(params.size() < param_names_.size() && item.key() == param_names_[params.size()],
+                "Ema: model parameter '", item.key(), "' does not match the EMA's parameters");
+    params.push_back(item.value());
+  }
+  TORCH_CHECK(params.size() == param_names_.size(), "Ema: model has ", params.size(),
+              " trainable parameters, the EMA tracks ", param_names_.size());
+  return params;
+}
+
+void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t images_before) {
+  torch::NoGradGuard no_grad;
+  const std::vector<torch::Tensor> params = tracked(model);
+  ++num_updates_;
+  const double edm_beta_now =
+      halflife_kimg_ > 0 ? edm_beta(halflife_kimg_, rampup_ratio_, batch_size, images_before) : 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const torch::Tensor p = params[i].detach().to(torch::kFloat32);
+    for (auto& avg : averages_) {
+      torch::Tensor& s = avg.shadow[i];
+      if (avg.edm) {
+        torch::lerp_out(s, p, s, edm_beta_now);  // p + beta (s − p), as EDM
+      } else {
+        const double one_minus_decay = 1.0 - warmup_decay(avg.rate, num_updates_);
+        s.sub_((s - p).mul_(one_minus_decay));
+      }
+    }
+  }
+}
+
+std::map<std::string, torch::Tensor> Ema::shadow(const std::string& ema_name) const {
+  for (const auto& avg : averages_) {
+    if (avg.name != ema_name) continue;
+    std::map<std::string, torch::Tensor> out;
+    for (size_t i = 0; i < param_names_.size(); ++i) out[param_names_[i]] = avg.shadow[i];
+    return out;
+  }
+  fail(detail::concat("no EMA named '", ema_name, "'; this run keeps ",
+                      torch::str(names_)));
+}
+
+void Ema::copy_to(torch::nn::Module& model, const std::string& ema_name) const {
+  torch::NoGradGuard no_grad;
+  const auto it = std::find_if(averages_.begin(), averages_.end(),
+                               [&](const Average& a) { return a.name == ema_name; });
+  SCORCH_CHECK(it != averages_.end(), "no EMA named '", ema_name, "'; this run keeps ",
+               torch::str(names_));
+  std::vector<torch::Tensor> params = tracked(model);
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(it->shadow[i]);
+}
+
+void Ema::store(const torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  stored_.clear();
+  for (const auto& p : tracked(model)) stored_.push_back(p.detach().clone());
+}
+
+void Ema::restore(torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(!stored_.empty() || param_names_.empty(), "Ema::restore without store");
+  std::vector<torch::Tensor> params = tracked(model);
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(stored_[i]);
+  stored_.clear();
+}
+
+std::map<std::string, std::map<std::string, torch::Tensor>> Ema::state_dict() const {
+  std::map<std::string, std::map<std::string, torch::Tensor>> out;
+  for (const auto& avg : averages_) {
+    auto& tensors = out[avg.name];
+    for (size_t i = 0; i < param_names_.size(); ++i) {
+      tensors[param_names_[i]] =
+          avg.shadow[i].detach().to(torch::TensorOptions(torch::kCPU), false, true);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Ema::load_state_dict(
+    const std::map<std::string, std::map<std::string, torch::Tensor>>& state,
+    int64_t num_updates) {
+  torch::NoGradGuard no_grad;
+  SCORCH_CHECK(num_updates >= 0, "ema_num_updates: ", num_updates, " must be >= 0");
+  std::vector<std::string> missing;
+  // Check everything before changing anything, so a bad state leaves us intact.
+  for (const auto& avg : averages_) {
+    const auto it = state.find(avg.name);
+    if (it == state.end()) {
+      missing.push_back(avg.name);
+      continue;
+    }
+    for (size_t i = 0; i < param_names_.size(); ++i) {
+      const auto t = it->second.find(param_names_[i]);
+      SCORCH_CHECK(t != it->second.end(), "EMA '", avg.name, "' has no tensor for parameter '",
+                   param_names_[i], "'");
+      SCORCH_CHECK(t->second.sizes() == avg.shadow[i].sizes(), "EMA '", avg.name,
+                   "' parameter '", param_names_[i], "' has shape ", t->second.sizes(),
+                   " but the model's is ", avg.shadow[i].sizes());
+    }
+  }
+  for (auto& avg : averages_) {
+    const auto it = state.find(avg.name);
+    if (it == state.end()) continue;
+    for (size_t i = 0; i < param_names_.size(); ++i) {
+      avg.shadow[i].copy_(it->second.at(param_names_[i]));
+    }
+  }
+  num_updates_ = num_updates;
+  return missing;
+}
+
+}  // namespace scorch

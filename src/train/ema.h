@@ -1,0 +1,101 @@
+// Exponential moving averages of a model's trainable parameters, several at
+// once: score_sde's warm-up form (ema.py) for model.ema_rate and each of
+// model.ema_extra_rates, plus EDM's half-life-in-images form (Karras et al.
+// 2022, training_loop.py) when model.ema_halflife_kimg > 0.
+//
+//   Ema ema(*model, config.model);            // shadows start as the weights
+//   ... optimizer.step(step); ++step;
+//   ema.update(*model, batch_size, images_seen_before_this_batch);
+//   ema.store(*model); ema.copy_to(*model, ema.default_name()); sample(); ema.restore(*model);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "core/config.h"  // ModelConfig
+
+namespace scorch {
+
+// Shadows are float32 master copies on the parameters' device, whatever the
+// parameters' dtype. Only parameters with requires_grad are tracked (as in
+// score_sde); frozen parameters and buffers are left alone by copy_to.
+// Parameters are matched by name (module.named_parameters()).
+// Not thread-safe: the trainer owns it and calls it from one thread.
+class Ema {
+ public:
+  // Clones the model's trainable parameters into every shadow. Throws
+  // scorch::Error if a rate is outside [0, 1) or the half-life is negative.
+  Ema(const torch::nn::Module& model, const ModelConfig& config);
+
+  // One update after an optimizer step. `batch_size` is the global batch;
+  // `images_before` the images consumed before this batch (EDM's cur_nimg,
+  // so the first update has 0 and copies the weights). Increments
+  // num_updates first, then for each EMA: s ← s − (1 − decay)(s − p).
+  // REQUIRES: `model` has the parameter names and shapes given at construction.
+  void update(const torch::nn::Module& model, int64_t batch_size, int64_t images_before);
+
+  // EMA names, model.ema_rate's first: rates as the shortest decimal that
+  // reads back exactly ("0.9999"), then "edm_<halflife_kimg>" ("edm_500").
+  const std::vector<std::string>& names() const { return names_; }
+  const std::string& default_name() const { return names_.front(); }
+
+  // Shadow tensors of one EMA, name -> [param shape] float32 (shared, not
+  // copied). Throws scorch::Error for an unknown EMA name.
+  std::map<std::string, torch::Tensor> shadow(const std::string& ema_name) const;
+
+  // Writes EMA `ema_name` into the model's trainable parameters (cast to
+  // their dtype). Use store() first and restore() after to get them back.
+  void copy_to(torch::nn::Module& model, const std::string& ema_name) const;
+  // Keeps a copy of the model's trainable parameters; restore() writes it
+  // back and drops it. REQUIRES for restore: a store() before it.
+  void store(const torch::nn::Module& model);
+  void restore(torch::nn::Module& model);
+
+  int64_t num_updates() const { return num_updates_; }
+
+  // For the checkpoint's `ema` key: EMA name -> parameter name -> tensor
+  // (CPU copies) and `ema_num_updates`.
+  std::map<std::string, std::map<std::string, torch::Tensor>> state_dict() const;
+  // Restores shadows and the update count. EMAs of this object that `state`
+  // lacks (say, a rate added on resume) keep their current values and are
+  // returned by name; EMAs in `state` that are not configured are ignored.
+  // Throws scorch::Error naming the EMA and parameter if a tracked parameter
+  // is missing or has the wrong shape.
+  std::vector<std::string> load_state_dict(
+      const std::map<std::string, std::map<std::string, torch::Tensor>>& state,
+      int64_t num_updates);
+
+  // score_sde's decay for update number n (counted from 1):
+  // min(rate, (1 + n) / (10 + n)).
+  static double warmup_decay(double rate, int64_t n);
+  // EDM's beta: half-life h = halflife_kimg·1000 images, h = min(h,
+  // images_before·rampup_ratio) if rampup_ratio > 0; beta = 0.5^(batch /
+  // max(h, 1e-8)).
+  static double edm_beta(double halflife_kimg, double rampup_ratio, int64_t batch_size,
+                         int64_t images_before);
+  // "0.9999" for 0.9999: the shortest %g form that parses back to `value`.
+  static std::string format_number(double value);
+
+ private:
+  struct Average {
+    std::string name;
+    double rate = 0;        // warm-up form; unused for EDM
+    bool edm = false;
+    std::vector<torch::Tensor> shadow;  // aligned with param_names_
+  };
+  std::vector<torch::Tensor> tracked(const torch::nn::Module& model) const;
+
+  std::vector<std::string> param_names_;
+  std::vector<Average> averages_;
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> stored_;
+  double halflife_kimg_ = 0;
+  double rampup_ratio_ = 0;
+  int64_t num_updates_ = 0;
+};
+
+}  // namespace scorch
