@@ -153,7 +153,7 @@ std::map<std::string, std::map<std::string, torch::Tensor>> Ema::state_dict() co
 
 std::vector<std::string> Ema::load_state_dict(
     const std::map<std::string, std::map<std::string, torch::Tensor>>& state,
-    int64_t num_updates) {
+    int64_t num_updates, const torch::nn::Module* model) {
   torch::NoGradGuard no_grad;
   SCORCH_CHECK(num_updates >= 0, "ema_num_updates: ", num_updates, " must be >= 0");
   std::vector<std::string> missing;
@@ -173,11 +173,16 @@ std::vector<std::string> Ema::load_state_dict(
                    " but the model's is ", avg.shadow[i].sizes());
     }
   }
+  const std::vector<torch::Tensor> params =
+      model ? tracked(*model) : std::vector<torch::Tensor>{};
   for (auto& avg : averages_) {
     const auto it = state.find(avg.name);
-    if (it == state.end()) continue;
     for (size_t i = 0; i < param_names_.size(); ++i) {
-      avg.shadow[i].copy_(it->second.at(param_names_[i]));
+      if (it != state.end()) {
+        avg.shadow[i].copy_(it->second.at(param_names_[i]));
+      } else if (model) {
+        avg.shadow[i].copy_(params[i]);
+      }
     }
   }
   num_updates_ = num_updates;

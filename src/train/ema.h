@@ -61,13 +61,15 @@ class Ema {
   // (CPU copies) and `ema_num_updates`.
   std::map<std::string, std::map<std::string, torch::Tensor>> state_dict() const;
   // Restores shadows and the update count. EMAs of this object that `state`
-  // lacks (say, a rate added on resume) keep their current values and are
-  // returned by name; EMAs in `state` that are not configured are ignored.
-  // Throws scorch::Error naming the EMA and parameter if a tracked parameter
-  // is missing or has the wrong shape.
+  // lacks (say, a rate added on resume) are returned by name and restart
+  // from `model`'s current weights if given (pass the model after loading
+  // its checkpoint weights), else keep their values from construction. EMAs
+  // in `state` that are not configured are ignored. Throws scorch::Error
+  // naming the EMA and parameter if a tracked parameter is missing or has the
+  // wrong shape; nothing is changed then.
   std::vector<std::string> load_state_dict(
       const std::map<std::string, std::map<std::string, torch::Tensor>>& state,
-      int64_t num_updates);
+      int64_t num_updates, const torch::nn::Module* model = nullptr);
 
   // score_sde's decay for update number n (counted from 1):
   // min(rate, (1 + n) / (10 + n)).

@@ -166,6 +166,15 @@ TEST(Ema, StateRoundTrip) {
   resumed.update(fresh, 8, 24);
   EXPECT_TRUE(torch::equal(resumed.shadow("0.9").at("b"), ema.shadow("0.9").at("b")));
 
+  // With the model given, an EMA missing from the state restarts from it.
+  Toy loaded;
+  loaded.set(3, 4, 5);
+  Ema with_model(loaded, ema_config(0.999, {0.5}));
+  loaded.set(6, 7, 8);  // weights loaded from the checkpoint after construction
+  EXPECT_EQ(with_model.load_state_dict(state, 3, &loaded), std::vector<std::string>{"0.5"});
+  EXPECT_EQ(with_model.shadow("0.5").at("w")[0].item<float>(), 6.0f);
+  EXPECT_TRUE(torch::equal(with_model.shadow("0.999").at("w"), state.at("0.999").at("w")));
+
   auto bad = state;
   bad["0.9"]["w"] = torch::zeros({5});
   EXPECT_THROW(resumed.load_state_dict(bad, 3), Error);
