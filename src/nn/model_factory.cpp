@@ -1,0 +1,167 @@
+// The model factory: config keys -> network options -> network (see
+// model_factory.h and score_net.h). Option names and their meaning follow
+// score_sde's configs (configs/default_cifar10_configs.py and per-run files).
+#include "nn/model_factory.h"
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace scorch {
+namespace {
+
+template <typename E>
+E parse_choice(const std::string& key, const std::string& value,
+               const std::vector<std::pair<std::string, E>>& choices) {
+  std::string all;
+  for (const auto& [name, e] : choices) {
+    if (name == value) return e;
+    all += (all.empty() ? "" : " | ") + name;
+  }
+  fail(detail::concat(key, " '", value, "' is not one of ", all));
+}
+
+}  // namespace
+
+NetworkKind parse_network_kind(const std::string& name) {
+  return parse_choice<NetworkKind>(
+      "model.name", name,
+      {{"mlp", NetworkKind::kMLP}, {"ddpm", NetworkKind::kDDPM}, {"ncsnpp", NetworkKind::kNCSNpp}});
+}
+
+Activation parse_activation(const std::string& name) {
+  return parse_choice<Activation>("model.nonlinearity", name,
+                                  {{"swish", Activation::kSwish},
+                                   {"relu", Activation::kReLU},
+                                   {"lrelu", Activation::kLeakyReLU},
+                                   {"elu", Activation::kELU}});
+}
+
+EmbeddingType parse_embedding_type(const std::string& name) {
+  return parse_choice<EmbeddingType>(
+      "model.embedding_type", name,
+      {{"positional", EmbeddingType::kPositional}, {"fourier", EmbeddingType::kFourier}});
+}
+
+ResBlockType parse_resblock_type(const std::string& name) {
+  return parse_choice<ResBlockType>("model.resblock_type", name,
+                                    {{"biggan", ResBlockType::kBigGAN}, {"ddpm", ResBlockType::kDDPM}});
+}
+
+ProgressiveOutput parse_progressive(const std::string& name) {
+  return parse_choice<ProgressiveOutput>("model.progressive", name,
+                                         {{"none", ProgressiveOutput::kNone},
+                                          {"output_skip", ProgressiveOutput::kOutputSkip},
+                                          {"residual", ProgressiveOutput::kResidual}});
+}
+
+ProgressiveInput parse_progressive_input(const std::string& name) {
+  return parse_choice<ProgressiveInput>("model.progressive_input", name,
+                                        {{"none", ProgressiveInput::kNone},
+                                         {"input_skip", ProgressiveInput::kInputSkip},
+                                         {"residual", ProgressiveInput::kResidual}});
+}
+
+CombineMethod parse_combine_method(const std::string& name) {
+  return parse_choice<CombineMethod>("model.progressive_combine", name,
+                                     {{"sum", CombineMethod::kSum}, {"cat", CombineMethod::kCat}});
+}
+
+MLPOptions mlp_options(const Config& config) {
+  return MLPOptions(config.data.dim)
+      .hidden(config.model.mlp_hidden)
+      .layers(config.model.mlp_layers)
+      .num_classes(config.data.num_classes)
+      .scale_by_sigma(config.model.scale_by_sigma);
+}
+
+DDPMOptions ddpm_options(const Config& config) {
+  const auto& m = config.model;
+  SCORCH_CHECK(m.conv_size == 3, "model.conv_size ", m.conv_size,
+               " is not supported: the U-Nets use 3x3 convolutions (set 3)");
+  return DDPMOptions()
+      .image_size(config.data.image_size)
+      .num_channels(config.data.num_channels)
+      .centered(config.data.centered)
+      .num_classes(config.data.num_classes)
+      .nf(m.nf)
+      .ch_mult(m.ch_mult)
+      .num_res_blocks(m.num_res_blocks)
+      .attn_resolutions(m.attn_resolutions)
+      .dropout(m.dropout)
+      .resamp_with_conv(m.resamp_with_conv)
+      .conditional(m.conditional)
+      .nonlinearity(parse_activation(m.nonlinearity))
+      .scale_by_sigma(m.scale_by_sigma)
+      .sigma_min(m.sigma_min)
+      .sigma_max(m.sigma_max)
+      .num_scales(m.num_scales);
+}
+
+NCSNppOptions ncsnpp_options(const Config& config) {
+  const auto& m = config.model;
+  SCORCH_CHECK(m.conv_size == 3, "model.conv_size ", m.conv_size,
+               " is not supported: the U-Nets use 3x3 convolutions (set 3)");
+  const auto embedding = parse_embedding_type(m.embedding_type);
+  SCORCH_CHECK(embedding != EmbeddingType::kFourier || config.training.continuous,
+               "model.embedding_type=fourier needs training.continuous=true (Fourier features "
+               "embed sigma; discrete training feeds level indices)");
+  return NCSNppOptions()
+      .image_size(config.data.image_size)
+      .num_channels(config.data.num_channels)
+      .centered(config.data.centered)
+      .num_classes(config.data.num_classes)
+      .nf(m.nf)
+      .ch_mult(m.ch_mult)
+      .num_res_blocks(m.num_res_blocks)
+      .attn_resolutions(m.attn_resolutions)
+      .dropout(m.dropout)
+      .resamp_with_conv(m.resamp_with_conv)
+      .conditional(m.conditional)
+      .fir(m.fir)
+      .fir_kernel(m.fir_kernel)
+      .skip_rescale(m.skip_rescale)
+      .resblock_type(parse_resblock_type(m.resblock_type))
+      .progressive(parse_progressive(m.progressive))
+      .progressive_input(parse_progressive_input(m.progressive_input))
+      .progressive_combine(parse_combine_method(m.progressive_combine))
+      .init_scale(m.init_scale)
+      .embedding_type(embedding)
+      .fourier_scale(m.fourier_scale)
+      .nonlinearity(parse_activation(m.nonlinearity))
+      .scale_by_sigma(m.scale_by_sigma)
+      .sigma_min(m.sigma_min)
+      .sigma_max(m.sigma_max)
+      .num_scales(m.num_scales);
+}
+
+ScoreNet make_score_net(const Config& config) {
+  switch (parse_network_kind(config.model.name)) {
+    case NetworkKind::kMLP:
+      return std::make_shared<MLPImpl>(mlp_options(config));
+    case NetworkKind::kDDPM:
+      return std::make_shared<DDPMImpl>(ddpm_options(config));
+    case NetworkKind::kNCSNpp:
+      return std::make_shared<NCSNppImpl>(ncsnpp_options(config));
+  }
+  fail("model.name: unknown network");
+}
+
+int64_t count_trainable_parameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters()) {
+    if (p.requires_grad()) total += p.numel();
+  }
+  return total;
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters()) total += p.numel();
+  return total;
+}
+
+}  // namespace scorch

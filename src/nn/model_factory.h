@@ -1,0 +1,44 @@
+// Builds score networks from the typed config: the model.* / data.* keys map
+// onto each network's options here and nowhere else (make_score_net itself is
+// declared in nn/score_net.h).
+//
+//   Config c = load_config("configs/ve/cifar10_ncsnpp_continuous.yaml");
+//   ScoreNet net = make_score_net(c);               // NCSN++, 62,758,787 params
+//   NCSNppOptions o = ncsnpp_options(c).nf(64);     // or tweak options first
+#pragma once
+
+#include <string>
+
+#include "nn/ddpm.h"
+#include "nn/mlp.h"
+#include "nn/ncsnpp.h"
+#include "nn/score_net.h"
+
+namespace scorch {
+
+struct Config;
+
+// The network model.name selects.
+enum class NetworkKind { kMLP, kDDPM, kNCSNpp };
+
+// Parsers for the string-valued model.* keys; each throws scorch::Error
+// naming the key and the accepted values.
+NetworkKind parse_network_kind(const std::string& name);
+Activation parse_activation(const std::string& name);
+EmbeddingType parse_embedding_type(const std::string& name);
+ResBlockType parse_resblock_type(const std::string& name);
+ProgressiveOutput parse_progressive(const std::string& name);
+ProgressiveInput parse_progressive_input(const std::string& name);
+CombineMethod parse_combine_method(const std::string& name);
+
+// Options from the config (model.*, data.*). Throw scorch::Error for values
+// the networks cannot honour (e.g. Fourier embeddings without
+// training.continuous, model.conv_size other than 3).
+MLPOptions mlp_options(const Config& config);
+DDPMOptions ddpm_options(const Config& config);
+NCSNppOptions ncsnpp_options(const Config& config);
+
+// Total parameter count including frozen ones (e.g. NCSN++'s Fourier W).
+int64_t count_parameters(const torch::nn::Module& module);
+
+}  // namespace scorch
