@@ -21,9 +21,9 @@ namespace scorch {
 namespace fs = std::filesystem;
 namespace {
 
-const char* const kKnownKeys[] = {"format",    "format_version", "model",       "ema",
-                                  "ema_num_updates", "optimizer", "step",  "images_seen",
-                                  "data_cursor", "config"};
+const char* const kKnownKeys[] = {"format",          "format_version", "model", "ema",
+                                  "ema_num_updates", "optimizer",      "step",  "images_seen",
+                                  "data_cursor",     "config"};
 
 bool is_known_key(const std::string& key) {
   return std::find(std::begin(kKnownKeys), std::end(kKnownKeys), key) != std::end(kKnownKeys);
@@ -60,7 +60,8 @@ void write_all(int fd, const char* data, size_t size, const std::string& path) {
 
 void fsync_directory(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) fail(detail::concat("cannot open directory ", dir.string(), ": ", std::strerror(errno)));
+  if (fd < 0)
+    fail(detail::concat("cannot open directory ", dir.string(), ": ", std::strerror(errno)));
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
@@ -77,8 +78,7 @@ const c10::IValue& require(const c10::impl::GenericDict& dict, const std::string
 }
 
 int64_t as_int(const c10::IValue& v, const std::string& key, const std::string& path) {
-  SCORCH_CHECK(v.isInt(), "checkpoint ", path, ": '", key, "' should be an int, got ",
-               v.tagKind());
+  SCORCH_CHECK(v.isInt(), "checkpoint ", path, ": '", key, "' should be an int, got ", v.tagKind());
   return v.toInt();
 }
 
@@ -88,9 +88,9 @@ std::map<std::string, torch::Tensor> as_tensor_map(const c10::IValue& v, const s
                "' should be a dict of name -> tensor, got ", v.tagKind());
   std::map<std::string, torch::Tensor> out;
   for (const auto& item : v.toGenericDict()) {
-    SCORCH_CHECK(item.key().isString() && item.value().isTensor(), "checkpoint ", path, ": '",
-                 key, "' should map names to tensors; entry of kind ", item.key().tagKind(),
-                 " -> ", item.value().tagKind());
+    SCORCH_CHECK(item.key().isString() && item.value().isTensor(), "checkpoint ", path, ": '", key,
+                 "' should map names to tensors; entry of kind ", item.key().tagKind(), " -> ",
+                 item.value().tagKind());
     out[item.key().toStringRef()] = item.value().toTensor();
   }
   return out;
@@ -200,14 +200,12 @@ CheckpointData load_checkpoint(const std::string& path) {
                  item.key().tagKind(), "; keys must be strings");
   }
   const c10::IValue& format = require(dict, "format", path);
-  SCORCH_CHECK(format.isString() && format.toStringRef() == kCheckpointFormat, "checkpoint ",
-               path, ": format is ", format, ", expected '", kCheckpointFormat, "'");
+  SCORCH_CHECK(format.isString() && format.toStringRef() == kCheckpointFormat, "checkpoint ", path,
+               ": format is ", format, ", expected '", kCheckpointFormat, "'");
   const int64_t version = as_int(require(dict, "format_version", path), "format_version", path);
   SCORCH_CHECK(version == kCheckpointFormatVersion, "checkpoint ", path, ": format_version ",
-               version, " is not supported (this Scorch reads version ",
-               kCheckpointFormatVersion, version > kCheckpointFormatVersion
-                                             ? "; it was written by a newer Scorch)"
-                                             : ")");
+               version, " is not supported (this Scorch reads version ", kCheckpointFormatVersion,
+               version > kCheckpointFormatVersion ? "; it was written by a newer Scorch)" : ")");
 
   CheckpointData data;
   data.model = as_tensor_map(require(dict, "model", path), "model", path);
@@ -279,7 +277,8 @@ std::vector<std::string> prune_checkpoints(const std::string& checkpoint_dir, in
   for (const auto& entry : fs::directory_iterator(checkpoint_dir, ec)) {
     const std::string name = entry.path().filename().string();
     const std::string kTmp = ".tmp";
-    if (name.size() > kTmp.size() && name.compare(name.size() - kTmp.size(), kTmp.size(), kTmp) == 0 &&
+    if (name.size() > kTmp.size() &&
+        name.compare(name.size() - kTmp.size(), kTmp.size(), kTmp) == 0 &&
         checkpoint_step(name.substr(0, name.size() - kTmp.size()))) {
       std::error_code rm;
       if (fs::remove(entry.path(), rm)) removed.push_back(entry.path().string());

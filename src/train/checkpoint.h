@@ -20,13 +20,13 @@
 // only rank 0 writes (DESIGN.md).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace scorch {
 
@@ -37,10 +37,10 @@ constexpr int64_t kCheckpointFormatVersion = 1;
 struct CheckpointData {
   std::map<std::string, torch::Tensor> model;  // module_state(): parameters and buffers
   std::map<std::string, std::map<std::string, torch::Tensor>> ema;  // Ema::state_dict()
-  int64_t ema_num_updates = 0;                 // Ema::num_updates()
-  std::map<std::string, torch::Tensor> optimizer;  // Optimizer::state_dict()
-  int64_t step = 0;         // training steps done
-  int64_t images_seen = 0;  // global images consumed
+  int64_t ema_num_updates = 0;                                      // Ema::num_updates()
+  std::map<std::string, torch::Tensor> optimizer;                   // Optimizer::state_dict()
+  int64_t step = 0;                                                 // training steps done
+  int64_t images_seen = 0;                                          // global images consumed
   int64_t data_cursor = 0;  // global samples consumed by the loader
   std::string config_yaml;  // to_yaml(config) of the run
   // Further top-level keys (ints, doubles, strings, tensors, lists, dicts of

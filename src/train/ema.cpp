@@ -11,6 +11,15 @@
 #include "core/error.h"
 
 namespace scorch {
+namespace {
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+}  // namespace
 
 std::string Ema::format_number(double value) {
   char buf[64];
@@ -111,8 +120,7 @@ std::map<std::string, torch::Tensor> Ema::shadow(const std::string& ema_name) co
     for (size_t i = 0; i < param_names_.size(); ++i) out[param_names_[i]] = avg.shadow[i];
     return out;
   }
-  fail(detail::concat("no EMA named '", ema_name, "'; this run keeps ",
-                      torch::str(names_)));
+  fail(detail::concat("no EMA named '", ema_name, "'; this run keeps ", join_names(names_)));
 }
 
 void Ema::copy_to(torch::nn::Module& model, const std::string& ema_name) const {
@@ -120,7 +128,7 @@ void Ema::copy_to(torch::nn::Module& model, const std::string& ema_name) const {
   const auto it = std::find_if(averages_.begin(), averages_.end(),
                                [&](const Average& a) { return a.name == ema_name; });
   SCORCH_CHECK(it != averages_.end(), "no EMA named '", ema_name, "'; this run keeps ",
-               torch::str(names_));
+               join_names(names_));
   std::vector<torch::Tensor> params = tracked(model);
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(it->shadow[i]);
 }
@@ -152,8 +160,8 @@ std::map<std::string, std::map<std::string, torch::Tensor>> Ema::state_dict() co
 }
 
 std::vector<std::string> Ema::load_state_dict(
-    const std::map<std::string, std::map<std::string, torch::Tensor>>& state,
-    int64_t num_updates, const torch::nn::Module* model) {
+    const std::map<std::string, std::map<std::string, torch::Tensor>>& state, int64_t num_updates,
+    const torch::nn::Module* model) {
   torch::NoGradGuard no_grad;
   SCORCH_CHECK(num_updates >= 0, "ema_num_updates: ", num_updates, " must be >= 0");
   std::vector<std::string> missing;
@@ -168,13 +176,12 @@ std::vector<std::string> Ema::load_state_dict(
       const auto t = it->second.find(param_names_[i]);
       SCORCH_CHECK(t != it->second.end(), "EMA '", avg.name, "' has no tensor for parameter '",
                    param_names_[i], "'");
-      SCORCH_CHECK(t->second.sizes() == avg.shadow[i].sizes(), "EMA '", avg.name,
-                   "' parameter '", param_names_[i], "' has shape ", t->second.sizes(),
-                   " but the model's is ", avg.shadow[i].sizes());
+      SCORCH_CHECK(t->second.sizes() == avg.shadow[i].sizes(), "EMA '", avg.name, "' parameter '",
+                   param_names_[i], "' has shape ", t->second.sizes(), " but the model's is ",
+                   avg.shadow[i].sizes());
     }
   }
-  const std::vector<torch::Tensor> params =
-      model ? tracked(*model) : std::vector<torch::Tensor>{};
+  const std::vector<torch::Tensor> params = model ? tracked(*model) : std::vector<torch::Tensor>{};
   for (auto& avg : averages_) {
     const auto it = state.find(avg.name);
     for (size_t i = 0; i < param_names_.size(); ++i) {

@@ -9,12 +9,12 @@
 //   ema.store(*model); ema.copy_to(*model, ema.default_name()); sample(); ema.restore(*model);
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/config.h"  // ModelConfig
 
@@ -68,8 +68,8 @@ class Ema {
   // naming the EMA and parameter if a tracked parameter is missing or has the
   // wrong shape; nothing is changed then.
   std::vector<std::string> load_state_dict(
-      const std::map<std::string, std::map<std::string, torch::Tensor>>& state,
-      int64_t num_updates, const torch::nn::Module* model = nullptr);
+      const std::map<std::string, std::map<std::string, torch::Tensor>>& state, int64_t num_updates,
+      const torch::nn::Module* model = nullptr);
 
   // score_sde's decay for update number n (counted from 1):
   // min(rate, (1 + n) / (10 + n)).
@@ -85,7 +85,7 @@ class Ema {
  private:
   struct Average {
     std::string name;
-    double rate = 0;        // warm-up form; unused for EDM
+    double rate = 0;  // warm-up form; unused for EDM
     bool edm = false;
     std::vector<torch::Tensor> shadow;  // aligned with param_names_
   };

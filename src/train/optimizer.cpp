@@ -65,18 +65,16 @@ Optimizer::Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& named
   const auto betas = std::make_tuple(config.beta1, config.beta2);
   if (config.optimizer == "Adam") {
     // Adam's weight_decay is an L2 term added to the gradient, as in PyTorch.
-    impl_ = std::make_unique<torch::optim::Adam>(
-        params_, torch::optim::AdamOptions(config.lr)
-                     .betas(betas)
-                     .eps(config.eps)
-                     .weight_decay(config.weight_decay));
+    impl_ = std::make_unique<torch::optim::Adam>(params_, torch::optim::AdamOptions(config.lr)
+                                                              .betas(betas)
+                                                              .eps(config.eps)
+                                                              .weight_decay(config.weight_decay));
   } else if (config.optimizer == "AdamW") {
     // AdamW decays decoupled from the gradient: p ← p·(1 − lr·wd) first.
-    impl_ = std::make_unique<torch::optim::AdamW>(
-        params_, torch::optim::AdamWOptions(config.lr)
-                     .betas(betas)
-                     .eps(config.eps)
-                     .weight_decay(config.weight_decay));
+    impl_ = std::make_unique<torch::optim::AdamW>(params_, torch::optim::AdamWOptions(config.lr)
+                                                               .betas(betas)
+                                                               .eps(config.eps)
+                                                               .weight_decay(config.weight_decay));
   } else {
     fail(detail::concat("optim.optimizer: '", config.optimizer,
                         "' is not an optimizer; use Adam or AdamW"));
@@ -135,14 +133,15 @@ std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
   for (size_t i = 0; i < params_.size(); ++i) {
     int64_t step = 0;
     torch::Tensor exp_avg, exp_avg_sq;
-    const bool has =
-        adamw ? read_state<torch::optim::AdamWParamState>(*impl_, params_[i], &step, &exp_avg,
-                                                          &exp_avg_sq)
-              : read_state<torch::optim::AdamParamState>(*impl_, params_[i], &step, &exp_avg,
-                                                         &exp_avg_sq);
+    const bool has = adamw ? read_state<torch::optim::AdamWParamState>(*impl_, params_[i], &step,
+                                                                       &exp_avg, &exp_avg_sq)
+                           : read_state<torch::optim::AdamParamState>(*impl_, params_[i], &step,
+                                                                      &exp_avg, &exp_avg_sq);
     if (!has) continue;
-    out[names_[i] + ".exp_avg"] = exp_avg.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
-    out[names_[i] + ".exp_avg_sq"] = exp_avg_sq.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
+    out[names_[i] + ".exp_avg"] =
+        exp_avg.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
+    out[names_[i] + ".exp_avg_sq"] =
+        exp_avg_sq.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
     out[names_[i] + ".step"] = torch::tensor(step, torch::kInt64);
   }
   return out;

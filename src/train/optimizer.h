@@ -8,13 +8,13 @@
 //   checkpoint.optimizer = opt.state_dict();
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "core/config.h"  // OptimConfig
 

@@ -4,7 +4,6 @@
 #include "train/checkpoint.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,13 +90,14 @@ TEST_F(CheckpointTest, RoundTripIsExact) {
   EXPECT_EQ(loaded.config_yaml, saved.config_yaml);
   ASSERT_EQ(loaded.extra.size(), 2u);
   EXPECT_EQ(loaded.extra.at("loss_scale").toDouble(), 65536.0);
-  EXPECT_TRUE(torch::equal(loaded.extra.at("rng_state").toTensor(), torch::arange(10, torch::kUInt8)));
+  EXPECT_TRUE(
+      torch::equal(loaded.extra.at("rng_state").toTensor(), torch::arange(10, torch::kUInt8)));
 }
 
 TEST_F(CheckpointTest, ViewsSaveOnlyTheirElements) {
   CheckpointData d;
   const torch::Tensor big = torch::arange(1000, torch::kFloat32);  // 4000 bytes
-  d.model["slice"] = big.slice(0, 10, 20);                          // 40 of them
+  d.model["slice"] = big.slice(0, 10, 20);                         // 40 of them
   const std::string path = checkpoint_path(dir(), 1);
   save_checkpoint(path, d);
   EXPECT_LT(fs::file_size(path), 4000u);
@@ -137,9 +137,7 @@ TEST_F(CheckpointTest, BadFilesAreErrorsNamingTheFile) {
   }
 }
 
-void truncate_file(const std::string& path) {
-  fs::resize_file(path, fs::file_size(path) / 2);
-}
+void truncate_file(const std::string& path) { fs::resize_file(path, fs::file_size(path) / 2); }
 
 TEST_F(CheckpointTest, LatestIgnoresTmpAndSkipsTruncated) {
   EXPECT_FALSE(find_latest_checkpoint(dir()));  // no directory yet
@@ -231,7 +229,8 @@ TEST_F(CheckpointTest, PythonTorchLoadReadsIt) {
       "import sys, torch\n"
       "d = torch.load(sys.argv[1])\n"
       "assert d['format'] == 'scorch-checkpoint' and d['format_version'] == 1, d['format']\n"
-      "assert d['step'] == 42 and d['images_seen'] == 42 * 128 and d['data_cursor'] == 42 * 128 + 5\n"
+      "assert d['step'] == 42 and d['images_seen'] == 42 * 128 and d['data_cursor'] == 42 * 128 + "
+      "5\n"
       "assert d['ema_num_updates'] == 42\n"
       "assert d['config'].startswith('seed: 42')\n"
       "assert set(d['model']) == {'net.0.weight', 'net.0.bias', 'fourier.W'}\n"

@@ -44,7 +44,7 @@ TEST(Ema, WarmupDecayClosedForm) {
   EXPECT_DOUBLE_EQ(Ema::warmup_decay(0.9999, 1), 2.0 / 11.0);
   EXPECT_DOUBLE_EQ(Ema::warmup_decay(0.9999, 2), 3.0 / 12.0);
   EXPECT_DOUBLE_EQ(Ema::warmup_decay(0.9999, 1000000), 0.9999);
-  EXPECT_DOUBLE_EQ(Ema::warmup_decay(0.5, 8), 0.5);   // (1+8)/(10+8) = 0.5
+  EXPECT_DOUBLE_EQ(Ema::warmup_decay(0.5, 8), 0.5);  // (1+8)/(10+8) = 0.5
   EXPECT_DOUBLE_EQ(Ema::warmup_decay(0.5, 100), 0.5);
 }
 
