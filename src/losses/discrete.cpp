@@ -18,10 +18,8 @@ LossOutput SmldLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
   const int64_t n = sde_->num_scales();
   const auto labels = torch::randint(0, n, {batch}, x.options().dtype(torch::kLong));
   // smld_sigma_array = flip(discrete_sigmas): level k has sigma_{N-1-k}.
-  const auto sigmas = sde_->discrete_sigmas()
-                          .to(x.device())
-                          .index_select(0, (n - 1) - labels)
-                          .to(x.scalar_type());
+  const auto sigmas =
+      sde_->discrete_sigmas().to(x.device()).index_select(0, (n - 1) - labels).to(x.scalar_type());
   const auto sigma = batch_view(sigmas, x);
   const auto noise = torch::randn_like(x) * sigma;
   const auto score = net.forward(x + noise, labels, class_labels);

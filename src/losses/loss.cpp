@@ -60,22 +60,24 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
       fail("training.ssm_projection: unknown projection '" + tr.ssm_projection +
            "'; expected rademacher or gaussian");
     }
-    SCORCH_CHECK(tr.ssm_num_projections >= 1, "training.ssm_num_projections: ",
-                 tr.ssm_num_projections, " must be at least 1");
+    SCORCH_CHECK(tr.ssm_num_projections >= 1,
+                 "training.ssm_num_projections: ", tr.ssm_num_projections, " must be at least 1");
     options.num_projections = tr.ssm_num_projections;
     return std::make_unique<SsmLoss>(sde, options);
   }
   if (name == "smld") {
     auto ve = std::dynamic_pointer_cast<const VESde>(sde);
     SCORCH_CHECK(ve, "training.loss=smld needs training.sde=vesde, got ", tr.sde);
-    SCORCH_CHECK(!tr.continuous, "training.loss=smld trains a discrete model and needs "
+    SCORCH_CHECK(!tr.continuous,
+                 "training.loss=smld trains a discrete model and needs "
                  "training.continuous=false");
     return std::make_unique<SmldLoss>(ve, tr.reduce_mean);
   }
   if (name == "ddpm") {
     auto vp = std::dynamic_pointer_cast<const VPSde>(sde);
     SCORCH_CHECK(vp, "training.loss=ddpm needs training.sde=vpsde, got ", tr.sde);
-    SCORCH_CHECK(!tr.continuous, "training.loss=ddpm trains a discrete model and needs "
+    SCORCH_CHECK(!tr.continuous,
+                 "training.loss=ddpm trains a discrete model and needs "
                  "training.continuous=false");
     return std::make_unique<DdpmLoss>(vp, tr.reduce_mean);
   }

@@ -44,13 +44,14 @@ class Loss {
 // for a combination that cannot work (e.g. smld on a VP SDE).
 std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde);
 
-// Loss by quartile of t, for logging: sums and counts so they accumulate exactly across steps and ranks.
+// Loss by quartile of t, for logging: sums and counts so they accumulate exactly
+// across steps and ranks.
 // Quartile q holds t in [q/4, (q+1)/4), with t = 1 in quartile 3.
 struct QuartileStats {
   double sum[4] = {0, 0, 0, 0};
   int64_t count[4] = {0, 0, 0, 0};
   void add(const LossOutput&);
-  double mean(int q) const;  // sum / count; NaN when the quartile is empty
+  double mean(int q) const;                // sum / count; NaN when the quartile is empty
   void merge(const QuartileStats& other);  // adds another's sums and counts
 };
 

@@ -49,7 +49,7 @@ std::pair<torch::Tensor, torch::Tensor> AnalyticScoreNetImpl::decode(
 
 torch::Tensor AnalyticScoreNetImpl::logits(const torch::Tensor& x_flat, const torch::Tensor& m,
                                            const torch::Tensor& var) const {
-  const auto mu = means_.to(x_flat.scalar_type()).flatten(1);             // [K, D]
+  const auto mu = means_.to(x_flat.scalar_type()).flatten(1);                    // [K, D]
   const auto diff = x_flat.unsqueeze(1) - m.view({-1, 1, 1}) * mu.unsqueeze(0);  // [B, K, D]
   const auto log_w = torch::log(weights_.to(x_flat.scalar_type()));
   return log_w.unsqueeze(0) - diff.pow(2).sum(2) / (2.0 * var.unsqueeze(1));
@@ -59,10 +59,10 @@ torch::Tensor AnalyticScoreNetImpl::kernel_score(const torch::Tensor& x, const t
                                                  const torch::Tensor& sigma) const {
   const auto x_flat = x.flatten(1);
   const auto var = m * m * (data_std_ * data_std_) + sigma * sigma;  // [B]
-  const auto r = torch::softmax(logits(x_flat, m, var), 1);            // [B, K]
-  const auto mu = means_.to(x.scalar_type()).flatten(1);               // [K, D]
+  const auto r = torch::softmax(logits(x_flat, m, var), 1);          // [B, K]
+  const auto mu = means_.to(x.scalar_type()).flatten(1);             // [K, D]
   // sum_k r_k (x - m mu_k) = x - m sum_k r_k mu_k.
-  const auto mean = m.unsqueeze(1) * torch::matmul(r, mu);              // [B, D]
+  const auto mean = m.unsqueeze(1) * torch::matmul(r, mu);  // [B, D]
   return (-(x_flat - mean) / var.unsqueeze(1)).view(x.sizes());
 }
 

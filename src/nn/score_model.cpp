@@ -44,8 +44,8 @@ torch::Tensor score_output_std(const Sde& sde, bool continuous, const torch::Ten
 
 torch::Tensor score_fn(ScoreNetImpl& net, const Sde& sde, bool continuous, const torch::Tensor& x,
                        const torch::Tensor& t, const torch::Tensor& class_labels) {
-  TORCH_CHECK(t.dim() == 1 && t.size(0) == x.size(0), "score_fn: t must be [B] for x ",
-              x.sizes(), ", got ", t.sizes());
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == x.size(0), "score_fn: t must be [B] for x ", x.sizes(),
+              ", got ", t.sizes());
   const auto out = net.forward(x, score_time_cond(sde, continuous, t), class_labels);
   if (sde.kind() == SdeKind::kVE) return out;
   const auto std = score_output_std(sde, continuous, t, x.scalar_type());
@@ -55,8 +55,8 @@ torch::Tensor score_fn(ScoreNetImpl& net, const Sde& sde, bool continuous, const
 ScoreFn make_score_fn(ScoreNet net, std::shared_ptr<const Sde> sde, bool continuous,
                       torch::Tensor class_labels) {
   TORCH_CHECK(net && sde, "make_score_fn: null network or SDE");
-  return [net = std::move(net), sde = std::move(sde), continuous,
-          labels = std::move(class_labels)](const torch::Tensor& x, const torch::Tensor& t) {
+  return [net = std::move(net), sde = std::move(sde), continuous, labels = std::move(class_labels)](
+             const torch::Tensor& x, const torch::Tensor& t) {
     return score_fn(*net, *sde, continuous, x, t, labels);
   };
 }

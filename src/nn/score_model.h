@@ -1,12 +1,13 @@
 // Turns a score network's output into a score for each SDE, exactly as
 // score_sde models/utils.py get_score_fn does:
 //
-//   SDE, training              time_cond fed to the net          score
-//   VP continuous, sub-VP      999 t                              -out / std(t)
-//   VP discrete                t (N - 1)  (float)                 -out / sqrt(1 - alpha_bar)[floor(t (N - 1))]
-//   VE continuous              sigma(t)                           out
-//   VE discrete                round((1 - t)(N - 1)) (int64;      out
-//                              level 0 = sigma_max)
+//   SDE, training           time_cond fed to the net        score
+//   VP continuous, sub-VP   999 t                           -out / std(t)
+//   VP discrete             t (N - 1) (float)               -out / sqrt(1 - alpha_bar)[i],
+//                                                           i = floor(t (N - 1))
+//   VE continuous           sigma(t)                        out
+//   VE discrete             round((1 - t)(N - 1)) (int64,   out
+//                           level 0 = sigma_max)
 //
 // sub-VP always uses the continuous convention (score_sde has no discrete sub-VP).
 // Unlike the reference, the network's train/eval mode is left to the caller.

@@ -59,18 +59,19 @@ std::shared_ptr<Sde> make_sde(const Config& config) {
   SCORCH_CHECK(m.num_scales >= 2, "model.num_scales: ", m.num_scales,
                " must be at least 2 (the discrete level is t (N - 1))");
   if (name == "vesde") {
-    SCORCH_CHECK(m.sigma_min > 0.0 && std::isfinite(m.sigma_min), "model.sigma_min: ",
-                 m.sigma_min, " must be a positive number");
-    SCORCH_CHECK(m.sigma_max > m.sigma_min && std::isfinite(m.sigma_max), "model.sigma_max: ",
-                 m.sigma_max, " must be finite and greater than model.sigma_min (", m.sigma_min,
-                 ")");
+    SCORCH_CHECK(m.sigma_min > 0.0 && std::isfinite(m.sigma_min), "model.sigma_min: ", m.sigma_min,
+                 " must be a positive number");
+    SCORCH_CHECK(m.sigma_max > m.sigma_min && std::isfinite(m.sigma_max),
+                 "model.sigma_max: ", m.sigma_max,
+                 " must be finite and greater than model.sigma_min (", m.sigma_min, ")");
     return std::make_shared<VESde>(m.sigma_min, m.sigma_max, m.num_scales);
   }
   if (name == "vpsde" || name == "subvpsde") {
     SCORCH_CHECK(m.beta_min > 0.0 && std::isfinite(m.beta_min), "model.beta_min: ", m.beta_min,
                  " must be a positive number");
-    SCORCH_CHECK(m.beta_max >= m.beta_min && std::isfinite(m.beta_max), "model.beta_max: ",
-                 m.beta_max, " must be finite and at least model.beta_min (", m.beta_min, ")");
+    SCORCH_CHECK(m.beta_max >= m.beta_min && std::isfinite(m.beta_max),
+                 "model.beta_max: ", m.beta_max, " must be finite and at least model.beta_min (",
+                 m.beta_min, ")");
     SCORCH_CHECK(m.beta_max < static_cast<double>(m.num_scales), "model.beta_max: ", m.beta_max,
                  " must be below model.num_scales (", m.num_scales,
                  ") so that the discrete betas beta_max / N stay below 1");

@@ -7,6 +7,8 @@
 // Closed form used throughout: data x0 ~ N(mu, s^2 I), x_t = m x0 + sigma z, exact
 // score s(x) = -(x - m mu) / v with v = m^2 s^2 + sigma^2. Then per coordinate
 //   E[(s sigma + z)^2] = E[(z (1 - sigma^2/v) - sigma m s e / v)^2] = m^2 s^2 / v.
+#include "losses/loss.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -18,7 +20,6 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "losses/loss.h"
 #include "losses/losses.h"
 #include "nn/analytic.h"
 
@@ -94,7 +95,7 @@ TEST(DsmLoss, ExactScoreMatchesClosedFormSubVpAndVeSum) {
   // VE with the 0.5-sum reduction: D/2 E_t[s^2 / (s^2 + sigma^2)].
   auto ve = std::make_shared<VESde>(0.01, 5.0, 1000);
   out = DsmLoss(ve, {false, false, eps})(*make_analytic_gaussian(ve, true, mu, s),
-                                          gaussian_data(100000, mu, s));
+                                         gaussian_data(100000, mu, s));
   expect_mean_near(out,
                    1.5 * average_over_t(
                              [&](double t) {
@@ -112,7 +113,7 @@ TEST(DsmLoss, LikelihoodWeightingMatchesClosedFormVe) {
   auto mu = torch::tensor({0.0, 1.0}, kF64);
   const double s = 0.4, eps = 1e-5;
   auto out = DsmLoss(ve, {true, true, eps})(*make_analytic_gaussian(ve, true, mu, s),
-                                             gaussian_data(100000, mu, s));
+                                            gaussian_data(100000, mu, s));
   expect_mean_near(out,
                    2.0 * std::log(500.0) *
                        average_over_t(
@@ -213,8 +214,8 @@ TEST(SsmLoss, ExactScoreGivesDsmMinusConstantForAllEstimators) {
         auto out = SsmLoss(vp, options)(*net, gaussian_data(40000, mu, s));
         ASSERT_EQ(out.per_sample.sizes(), (std::vector<int64_t>{40000}));
         expect_mean_near(out, expected,
-                         "ssm vr=" + std::to_string(vr) + " gaussian=" +
-                             std::to_string(projection == SsmProjection::kGaussian) +
+                         "ssm vr=" + std::to_string(vr) +
+                             " gaussian=" + std::to_string(projection == SsmProjection::kGaussian) +
                              " copies=" + std::to_string(copies));
       }
     }

@@ -1,6 +1,8 @@
 // Tests of the network-output -> score conventions of score_sde models/utils.py
 // get_score_fn, and of the analytic Gaussian / mixture score networks against
 // closed-form scores and autograd of the mixture density.
+#include "nn/score_model.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "nn/analytic.h"
-#include "nn/score_model.h"
 
 namespace scorch {
 namespace {
@@ -156,7 +157,8 @@ TEST(AnalyticScoreNet, GaussianScoreForEveryConvention) {
 
   for (int64_t b = 0; b < 3; ++b) sigma[b] = 1.0 - m[b] * m[b];
   net = make_analytic_gaussian(subvp, true, mu, s);
-  EXPECT_TRUE(torch::allclose(score_fn(*net, *subvp, true, x, t), gaussian_score(x, mu, s, m, sigma)));
+  EXPECT_TRUE(
+      torch::allclose(score_fn(*net, *subvp, true, x, t), gaussian_score(x, mu, s, m, sigma)));
 
   for (int64_t b = 0; b < 3; ++b) {
     const double abar = alpha_bar(static_cast<int64_t>(std::floor(tv[b] * (n - 1))), n);
@@ -164,7 +166,8 @@ TEST(AnalyticScoreNet, GaussianScoreForEveryConvention) {
     sigma[b] = std::sqrt(1.0 - abar);
   }
   net = make_analytic_gaussian(vp, false, mu, s);
-  EXPECT_TRUE(torch::allclose(score_fn(*net, *vp, false, x, t), gaussian_score(x, mu, s, m, sigma)));
+  EXPECT_TRUE(
+      torch::allclose(score_fn(*net, *vp, false, x, t), gaussian_score(x, mu, s, m, sigma)));
 
   for (int64_t b = 0; b < 3; ++b) {
     m[b] = 1.0;
@@ -179,7 +182,8 @@ TEST(AnalyticScoreNet, GaussianScoreForEveryConvention) {
     sigma[b] = 0.01 * std::pow(5000.0, (n - 1 - k) / (n - 1.0));
   }
   net = make_analytic_gaussian(ve, false, mu, s);
-  EXPECT_TRUE(torch::allclose(score_fn(*net, *ve, false, x, t), gaussian_score(x, mu, s, m, sigma)));
+  EXPECT_TRUE(
+      torch::allclose(score_fn(*net, *ve, false, x, t), gaussian_score(x, mu, s, m, sigma)));
 }
 
 TEST(AnalyticScoreNet, MixtureScoreIsGradientOfLogDensity) {

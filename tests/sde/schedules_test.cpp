@@ -1,11 +1,11 @@
 // Tests of the discrete noise schedules against their closed forms (Ho et al.
 // 2020; Nichol and Dhariwal 2021, eq. 17; Song and Ermon 2019).
+#include "sde/schedules.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
-
-#include "sde/schedules.h"
 
 namespace scorch {
 namespace {

@@ -1,6 +1,8 @@
 // Tests of the VE, VP and sub-VP SDEs against closed forms (Song et al. 2021,
 // appendix B), Monte Carlo simulation of the forward SDE, and the convergence of
 // the SMLD / DDPM discretizations to the continuous marginals.
+#include "sde/sde.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -9,7 +11,6 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "sde/sde.h"
 
 namespace scorch {
 namespace {
@@ -55,7 +56,8 @@ TEST(SubVPSde, MarginalStdIsOneMinusMeanSquared) {
     EXPECT_NEAR(item(mp.std, i), 1.0 - m * m, 1e-12);
     EXPECT_TRUE(torch::allclose(mp.mean[i], m * x[i], 1e-12, 1e-14));
     const double beta = kBeta0 + ts[i] * (kBeta1 - kBeta0);
-    const double discount = 1.0 - std::exp(-2.0 * kBeta0 * ts[i] - (kBeta1 - kBeta0) * ts[i] * ts[i]);
+    const double discount =
+        1.0 - std::exp(-2.0 * kBeta0 * ts[i] - (kBeta1 - kBeta0) * ts[i] * ts[i]);
     EXPECT_NEAR(item(dd.diffusion, i), std::sqrt(beta * discount), 1e-10);
   }
 }
@@ -228,7 +230,8 @@ TEST(VESde, SmldDiscretizationMarginalIsSigmaAndConverges) {
     VESde sde(0.01, 50.0, n);
     const double t = 0.37;
     const int64_t i = static_cast<int64_t>(std::floor(t * (n - 1)));
-    errors.push_back(std::abs(std::log(item(sde.discrete_sigmas(), i)) - std::log(item(sde.sigma(torch::full({1}, t, kF64))))));
+    errors.push_back(std::abs(std::log(item(sde.discrete_sigmas(), i)) -
+                              std::log(item(sde.sigma(torch::full({1}, t, kF64))))));
   }
   EXPECT_LT(errors[1], errors[0] / 4.0);
   EXPECT_LT(errors[2], errors[1] / 4.0);
@@ -314,9 +317,11 @@ TEST(Sde, ReverseDiscretizeMatchesReverseDiffusionPredictor) {
   for (int64_t b = 0; b < 3; ++b) {
     const int64_t i = b == 0 ? 0 : (b == 1 ? 499 : 999);
     const double beta = 1e-4 + (0.02 - 1e-4) * i / 999.0;
-    EXPECT_TRUE(torch::allclose(x[b] - rv.drift[b], (2.0 - std::sqrt(1.0 - beta)) * x[b] + beta * s[b]));
+    EXPECT_TRUE(
+        torch::allclose(x[b] - rv.drift[b], (2.0 - std::sqrt(1.0 - beta)) * x[b] + beta * s[b]));
     EXPECT_NEAR(item(rv.diffusion, b), std::sqrt(beta), 1e-12);
-    EXPECT_TRUE(torch::allclose(x[b] - pf.drift[b], (2.0 - std::sqrt(1.0 - beta)) * x[b] + 0.5 * beta * s[b]));
+    EXPECT_TRUE(torch::allclose(x[b] - pf.drift[b],
+                                (2.0 - std::sqrt(1.0 - beta)) * x[b] + 0.5 * beta * s[b]));
     const double sigma = 0.01 * std::pow(5000.0, i / 999.0);
     const double prev = i == 0 ? 0.0 : 0.01 * std::pow(5000.0, (i - 1) / 999.0);
     EXPECT_TRUE(torch::allclose(x[b] - re.drift[b], x[b] + (sigma * sigma - prev * prev) * s[b]));
