@@ -1,9 +1,12 @@
-// Checkpoint files: a dict pickled into PyTorch's zip format by
-// torch::pickle_save (so Python's torch.load reads it), written with the
-// write-temporary / fsync / rename / fsync-directory protocol for atomicity.
+// Checkpoint files: a dict pickled into PyTorch's zip format as torch.save
+// writes it (so Python's torch.load reads it, read back here with
+// torch::pickle_load), with the write-temporary / fsync / rename /
+// fsync-directory protocol for atomicity.
 #include "train/checkpoint.h"
 
+#include <caffe2/serialize/inline_container.h>  // PyTorchStreamWriter (zip)
 #include <fcntl.h>
+#include <torch/csrc/jit/serialization/pickler.h>  // Pickler without type tags
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,18 +47,44 @@ c10::impl::GenericDict tensor_dict(const std::map<std::string, torch::Tensor>& t
   return dict;
 }
 
-void write_all(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      fail(detail::concat("cannot write checkpoint ", path, ": ", why));
+// Writes `value` to `fd` as torch.save does: a zip archive with the pickle
+// in "archive/data.pkl" and one "archive/data/<i>" record per tensor
+// storage. Unlike torch::pickle_save, dicts are not wrapped in
+// torch.jit._pickle.restore_type_tag, which torch.load(weights_only=True)
+// (the default from PyTorch 2.6) refuses. Returns "" or the error text.
+std::string write_archive(int fd, const c10::IValue& value) {
+  std::string error;
+  auto write_fd = [&](const void* data, size_t size) -> size_t {
+    const char* bytes = static_cast<const char*>(data);
+    size_t left = size;
+    while (left > 0 && error.empty()) {
+      const ssize_t n = ::write(fd, bytes, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) error = std::strerror(errno);
+      if (n > 0) {
+        bytes += n;
+        left -= static_cast<size_t>(n);
+      }
     }
-    data += n;
-    size -= static_cast<size_t>(n);
+    return size;  // errors are reported through `error`, not the zip writer
+  };
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler(
+      [&](const char* data, size_t size) { pickle.insert(pickle.end(), data, data + size); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  caffe2::serialize::PyTorchStreamWriter zip(write_fd);
+  const auto& tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto data = torch::jit::getWriteableTensorData(tensors[i]);
+    zip.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
   }
+  zip.writeRecord("data.pkl", pickle.data(), pickle.size());
+  zip.writeEndOfFile();
+  return error;
 }
 
 void fsync_directory(const fs::path& dir) {
@@ -154,8 +183,6 @@ void save_checkpoint(const std::string& path, const CheckpointData& data) {
                  "' clashes with a standard key");
     dict.insert(item.first, item.second);
   }
-  const std::vector<char> bytes = torch::pickle_save(dict);
-
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
@@ -164,13 +191,13 @@ void save_checkpoint(const std::string& path, const CheckpointData& data) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   SCORCH_CHECK(fd >= 0, "cannot create checkpoint ", tmp, ": ", std::strerror(errno));
-  write_all(fd, bytes.data(), bytes.size(), tmp);
-  if (::fsync(fd) != 0) {
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    fail(detail::concat("cannot fsync checkpoint ", tmp, ": ", why));
-  }
-  SCORCH_CHECK(::close(fd) == 0, "cannot close checkpoint ", tmp, ": ", std::strerror(errno));
+  const std::string write_error = write_archive(fd, dict);
+  const bool synced = write_error.empty() && ::fsync(fd) == 0;
+  const std::string sync_error = synced ? "" : std::strerror(errno);
+  const bool closed = ::close(fd) == 0;
+  SCORCH_CHECK(write_error.empty(), "cannot write checkpoint ", tmp, ": ", write_error);
+  SCORCH_CHECK(synced, "cannot fsync checkpoint ", tmp, ": ", sync_error);
+  SCORCH_CHECK(closed, "cannot close checkpoint ", tmp, ": ", std::strerror(errno));
   SCORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path,
                ": ", std::strerror(errno));
   fsync_directory(dir);

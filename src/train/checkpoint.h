@@ -1,6 +1,7 @@
 // Full training-state checkpoints (DESIGN.md "Workdir"/"Checkpoint files"):
-// one dict per file, written atomically with torch::pickle_save so Python's
-// torch.load reads it, plus retention and "newest complete checkpoint" lookup.
+// one dict per file in torch.save's zip format, written atomically, readable
+// by Python's torch.load (also with weights_only=True) and by
+// torch::pickle_load; plus retention and "newest complete checkpoint" lookup.
 //
 //   CheckpointData data;  data.step = step;  data.model = module_state(*model); ...
 //   save_checkpoint(checkpoint_path(workdir + "/checkpoints", step), data);
@@ -43,8 +44,10 @@ struct CheckpointData {
   int64_t images_seen = 0;                                          // global images consumed
   int64_t data_cursor = 0;  // global samples consumed by the loader
   std::string config_yaml;  // to_yaml(config) of the run
-  // Further top-level keys (ints, doubles, strings, tensors, lists, dicts of
-  // these). Names must not clash with the keys above.
+  // Further top-level keys: ints, doubles, strings, tensors and string-keyed
+  // dicts of these (typed int/double/tensor lists pickle through
+  // torch.jit._pickle helpers that weights_only=True refuses). Names must not
+  // clash with the keys above.
   std::map<std::string, c10::IValue> extra;
 };
 
