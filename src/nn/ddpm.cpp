@@ -37,8 +37,10 @@ ResBlock DDPMImpl::make_res_block(int64_t in_ch, int64_t out_ch) const {
 }
 
 AttnBlock DDPMImpl::make_attn_block(int64_t channels) const {
-  return AttnBlock(
-      AttnBlockOptions(channels).group_rule(GroupRule::kFixed32).skip_rescale(false).init_scale(0.0));
+  return AttnBlock(AttnBlockOptions(channels)
+                       .group_rule(GroupRule::kFixed32)
+                       .skip_rescale(false)
+                       .init_scale(0.0));
 }
 
 DDPMImpl::DDPMImpl(const DDPMOptions& options) : options_(options) {
@@ -95,7 +97,8 @@ DDPMImpl::DDPMImpl(const DDPMOptions& options) : options_(options) {
       hs_c.pop_back();
       in_ch = out_ch;
     }
-    if (contains(o.attn_resolutions(), o.image_size() >> level)) l.up_attn = add(make_attn_block(in_ch));
+    if (contains(o.attn_resolutions(), o.image_size() >> level))
+      l.up_attn = add(make_attn_block(in_ch));
     if (level != 0) l.up = add(Upsample(ResampleOptions(resample).in_ch(in_ch).out_ch(in_ch)));
   }
   TORCH_CHECK(hs_c.empty(), "DDPM: skip connections left over");
@@ -105,8 +108,8 @@ DDPMImpl::DDPMImpl(const DDPMOptions& options) : options_(options) {
 
   // Scorch's class conditioning (outside all_modules; see embeddings.h).
   if (o.num_classes() > 0) {
-    class_embedding_ = register_module("class_embedding",
-                                       torch::nn::Embedding(o.num_classes() + 1, 4 * nf));
+    class_embedding_ =
+        register_module("class_embedding", torch::nn::Embedding(o.num_classes() + 1, 4 * nf));
   }
 }
 

@@ -23,9 +23,9 @@ namespace scorch {
 struct DDPMOptions {
   TORCH_ARG(int64_t, image_size) = 32;
   TORCH_ARG(int64_t, num_channels) = 3;
-  TORCH_ARG(bool, centered) = true;      // false: inputs in [0, 1] are mapped to 2x - 1
-  TORCH_ARG(int64_t, num_classes) = 0;   // > 0: class embedding with a null class
-  TORCH_ARG(int64_t, nf) = 128;          // REQUIRES: nf * ch_mult[i] multiples of 32
+  TORCH_ARG(bool, centered) = true;     // false: inputs in [0, 1] are mapped to 2x - 1
+  TORCH_ARG(int64_t, num_classes) = 0;  // > 0: class embedding with a null class
+  TORCH_ARG(int64_t, nf) = 128;         // REQUIRES: nf * ch_mult[i] multiples of 32
   TORCH_ARG(std::vector<int64_t>, ch_mult) = {1, 2, 2, 2};
   TORCH_ARG(int64_t, num_res_blocks) = 2;
   TORCH_ARG(std::vector<int64_t>, attn_resolutions) = {16};
@@ -35,7 +35,7 @@ struct DDPMOptions {
   TORCH_ARG(Activation, nonlinearity) = Activation::kSwish;
   // Divide the output by sigmas[long(time_cond)] (VE with discrete labels).
   TORCH_ARG(bool, scale_by_sigma) = false;
-  TORCH_ARG(double, sigma_min) = 0.01;   // the float64 buffer "sigmas", as in NCSN++
+  TORCH_ARG(double, sigma_min) = 0.01;  // the float64 buffer "sigmas", as in NCSN++
   TORCH_ARG(double, sigma_max) = 50.0;
   TORCH_ARG(int64_t, num_scales) = 1000;
 };
@@ -60,7 +60,7 @@ class DDPMImpl : public ScoreNetImpl {
     Downsample down{nullptr};           // all levels but the last
     std::vector<ResBlock> up_blocks;    // num_res_blocks + 1
     AttnBlock up_attn{nullptr};
-    Upsample up{nullptr};               // all levels but the first
+    Upsample up{nullptr};  // all levels but the first
   };
 
   template <typename M>

@@ -24,8 +24,8 @@ torch::Tensor embed_class_labels(torch::nn::Embedding& embedding, const torch::T
   if (!labels.defined()) {
     return embedding(torch::full({batch}, null_class, torch::dtype(torch::kLong).device(device)));
   }
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == batch, "class labels must be [B] with B = ",
-              batch, ", got ", labels.sizes());
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == batch,
+              "class labels must be [B] with B = ", batch, ", got ", labels.sizes());
   return embedding(labels.to(device, torch::kLong));
 }
 

@@ -36,7 +36,8 @@ int64_t as_int(const c10::IValue& v) {
 ScoreSdeCheckpoint read_score_sde_checkpoint(const std::string& path,
                                              const torch::nn::Module& model) {
   const c10::IValue root = load_torch_file(path);
-  SCORCH_CHECK(root.isGenericDict(), "'", path, "' is not a score_sde checkpoint (no dict at the top)");
+  SCORCH_CHECK(root.isGenericDict(), "'", path,
+               "' is not a score_sde checkpoint (no dict at the top)");
   const auto top = root.toGenericDict();
   const c10::IValue state = dict_entry(top, "model");
   SCORCH_CHECK(state.isGenericDict(), "'", path,

@@ -43,7 +43,8 @@ ScoreSdeCheckpoint read_score_sde_checkpoint(const std::string& path,
 // values are cast to each destination's dtype and device). Names not in
 // `tensors` are left as they are. REQUIRES: names and shapes checked, e.g.
 // by read_score_sde_checkpoint.
-void load_named_tensors(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors);
+void load_named_tensors(torch::nn::Module& model,
+                        const std::map<std::string, torch::Tensor>& tensors);
 
 // Which weights import_score_sde_checkpoint puts into the network.
 enum class ImportWeights {

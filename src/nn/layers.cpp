@@ -65,8 +65,10 @@ torch::nn::Linear make_dense(int64_t in_features, int64_t out_features) {
 
 int64_t group_count(int64_t channels, GroupRule rule) {
   if (rule == GroupRule::kFixed32) {
-    SCORCH_CHECK(channels % 32 == 0, "DDPM's GroupNorm uses 32 groups, so every channel count "
-                 "must be a multiple of 32; got ", channels, " (raise model.nf)");
+    SCORCH_CHECK(channels % 32 == 0,
+                 "DDPM's GroupNorm uses 32 groups, so every channel count "
+                 "must be a multiple of 32; got ",
+                 channels, " (raise model.nf)");
     return 32;
   }
   SCORCH_CHECK(channels >= 4, "GroupNorm with min(C/4, 32) groups needs >= 4 channels; got ",
@@ -125,7 +127,8 @@ ResnetBlockDDPMImpl::ResnetBlockDDPMImpl(const ResnetBlockDDPMOptions& options)
   const int64_t in = options.in_ch(), out = options.out_ch();
   norm_0_ = register_module("GroupNorm_0", make_group_norm(in, options.group_rule()));
   conv_0_ = register_module("Conv_0", conv3x3(in, out));
-  if (options.temb_dim() > 0) dense_temb_ = register_module("Dense_0", make_dense(options.temb_dim(), out));
+  if (options.temb_dim() > 0)
+    dense_temb_ = register_module("Dense_0", make_dense(options.temb_dim(), out));
   norm_1_ = register_module("GroupNorm_1", make_group_norm(out, options.group_rule()));
   dropout_ = register_module("Dropout_0", torch::nn::Dropout(options.dropout()));
   conv_1_ = register_module("Conv_1", conv3x3(out, out, options.init_scale()));
@@ -158,7 +161,8 @@ ResnetBlockBigGANImpl::ResnetBlockBigGANImpl(const ResnetBlockBigGANOptions& opt
   const int64_t in = options.in_ch(), out = options.out_ch();
   norm_0_ = register_module("GroupNorm_0", make_group_norm(in, GroupRule::kQuarterUpTo32));
   conv_0_ = register_module("Conv_0", conv3x3(in, out));
-  if (options.temb_dim() > 0) dense_temb_ = register_module("Dense_0", make_dense(options.temb_dim(), out));
+  if (options.temb_dim() > 0)
+    dense_temb_ = register_module("Dense_0", make_dense(options.temb_dim(), out));
   norm_1_ = register_module("GroupNorm_1", make_group_norm(out, GroupRule::kQuarterUpTo32));
   dropout_ = register_module("Dropout_0", torch::nn::Dropout(options.dropout()));
   conv_1_ = register_module("Conv_1", conv3x3(out, out, options.init_scale()));

@@ -47,8 +47,9 @@ EmbeddingType parse_embedding_type(const std::string& name) {
 }
 
 ResBlockType parse_resblock_type(const std::string& name) {
-  return parse_choice<ResBlockType>("model.resblock_type", name,
-                                    {{"biggan", ResBlockType::kBigGAN}, {"ddpm", ResBlockType::kDDPM}});
+  return parse_choice<ResBlockType>(
+      "model.resblock_type", name,
+      {{"biggan", ResBlockType::kBigGAN}, {"ddpm", ResBlockType::kDDPM}});
 }
 
 ProgressiveOutput parse_progressive(const std::string& name) {

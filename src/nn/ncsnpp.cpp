@@ -88,15 +88,14 @@ NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
   }
 
   // Encoder.
-  const ResampleOptions resample = ResampleOptions(0)
-                                       .with_conv(o.resamp_with_conv())
-                                       .fir(o.fir())
-                                       .fir_kernel(o.fir_kernel());
+  const ResampleOptions resample =
+      ResampleOptions(0).with_conv(o.resamp_with_conv()).fir(o.fir()).fir_kernel(o.fir_kernel());
   // Parameter-free pyramid resamplers (input_skip / output_skip), registered
   // under the reference's attribute names; they hold no state.
   if (o.progressive_input() == ProgressiveInput::kInputSkip) {
-    pyramid_downsample_ = register_module(
-        "pyramid_downsample", Downsample(ResampleOptions(resample).in_ch(channels).with_conv(false)));
+    pyramid_downsample_ =
+        register_module("pyramid_downsample",
+                        Downsample(ResampleOptions(resample).in_ch(channels).with_conv(false)));
   }
   if (o.progressive() == ProgressiveOutput::kOutputSkip) {
     pyramid_upsample_ = register_module(
@@ -158,12 +157,12 @@ NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
         // The pyramid head: GroupNorm + conv to the image (output_skip) or
         // to in_ch features (residual, top level only).
         u.pyramid_norm = add(make_group_norm(in_ch, GroupRule::kQuarterUpTo32));
-        u.pyramid_conv = add(output_skip ? conv3x3(in_ch, channels, o.init_scale())
-                                         : conv3x3(in_ch, in_ch));
+        u.pyramid_conv =
+            add(output_skip ? conv3x3(in_ch, channels, o.init_scale()) : conv3x3(in_ch, in_ch));
         pyramid_ch = output_skip ? channels : in_ch;
       } else {
-        u.pyramid_up = add(Upsample(
-            ResampleOptions(resample).in_ch(pyramid_ch).out_ch(in_ch).with_conv(true)));
+        u.pyramid_up = add(
+            Upsample(ResampleOptions(resample).in_ch(pyramid_ch).out_ch(in_ch).with_conv(true)));
         pyramid_ch = in_ch;
       }
     }
@@ -186,8 +185,8 @@ NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
   // Scorch's class conditioning, outside all_modules so that the reference's
   // indices (and parameter counts with num_classes = 0) stay as they are.
   if (o.num_classes() > 0) {
-    class_embedding_ = register_module("class_embedding",
-                                       torch::nn::Embedding(o.num_classes() + 1, 4 * nf));
+    class_embedding_ =
+        register_module("class_embedding", torch::nn::Embedding(o.num_classes() + 1, 4 * nf));
   }
 }
 

@@ -21,7 +21,7 @@
 
 namespace scorch {
 
-enum class ResBlockType { kDDPM, kBigGAN };               // model.resblock_type
+enum class ResBlockType { kDDPM, kBigGAN };                      // model.resblock_type
 enum class ProgressiveOutput { kNone, kOutputSkip, kResidual };  // model.progressive
 enum class ProgressiveInput { kNone, kInputSkip, kResidual };    // model.progressive_input
 
@@ -30,8 +30,8 @@ struct NCSNppOptions {
   // Data.
   TORCH_ARG(int64_t, image_size) = 32;
   TORCH_ARG(int64_t, num_channels) = 3;
-  TORCH_ARG(bool, centered) = false;     // false: inputs in [0, 1] are mapped to 2x - 1
-  TORCH_ARG(int64_t, num_classes) = 0;   // > 0: class embedding with a null class
+  TORCH_ARG(bool, centered) = false;    // false: inputs in [0, 1] are mapped to 2x - 1
+  TORCH_ARG(int64_t, num_classes) = 0;  // > 0: class embedding with a null class
   // Architecture.
   TORCH_ARG(int64_t, nf) = 128;
   TORCH_ARG(std::vector<int64_t>, ch_mult) = {1, 2, 2, 2};
@@ -39,7 +39,7 @@ struct NCSNppOptions {
   TORCH_ARG(std::vector<int64_t>, attn_resolutions) = {16};
   TORCH_ARG(double, dropout) = 0.1;
   TORCH_ARG(bool, resamp_with_conv) = true;
-  TORCH_ARG(bool, conditional) = true;   // time-conditional
+  TORCH_ARG(bool, conditional) = true;  // time-conditional
   TORCH_ARG(bool, fir) = true;
   TORCH_ARG(std::vector<int64_t>, fir_kernel) = {1, 3, 3, 1};
   TORCH_ARG(bool, skip_rescale) = true;
@@ -80,18 +80,18 @@ class NCSNppImpl : public ScoreNetImpl {
   // Modules of one encoder level, in the reference's order.
   struct DownLevel {
     std::vector<ResBlock> blocks;
-    std::vector<AttnBlock> attns;     // one per block where the level has attention
-    ResBlock down_block;              // BigGAN blocks: resampling residual block
-    Downsample down{nullptr};         // DDPM blocks: plain downsampling
-    Combine combine{nullptr};         // progressive_input = input_skip
-    Downsample pyramid_down{nullptr}; // progressive_input = residual
+    std::vector<AttnBlock> attns;      // one per block where the level has attention
+    ResBlock down_block;               // BigGAN blocks: resampling residual block
+    Downsample down{nullptr};          // DDPM blocks: plain downsampling
+    Combine combine{nullptr};          // progressive_input = input_skip
+    Downsample pyramid_down{nullptr};  // progressive_input = residual
   };
   struct UpLevel {
-    std::vector<ResBlock> blocks;     // num_res_blocks + 1, eating the skips
+    std::vector<ResBlock> blocks;  // num_res_blocks + 1, eating the skips
     AttnBlock attn{nullptr};
     torch::nn::GroupNorm pyramid_norm{nullptr};  // progressive output head
     torch::nn::Conv2d pyramid_conv{nullptr};
-    Upsample pyramid_up{nullptr};     // progressive = residual, below the top
+    Upsample pyramid_up{nullptr};  // progressive = residual, below the top
     ResBlock up_block;
     Upsample up{nullptr};
   };
@@ -115,9 +115,9 @@ class NCSNppImpl : public ScoreNetImpl {
   std::vector<DownLevel> down_;
   ResBlock mid_block_0_, mid_block_1_;
   AttnBlock mid_attn_{nullptr};
-  std::vector<UpLevel> up_;                  // from the lowest resolution up
-  Downsample pyramid_downsample_{nullptr};   // input_skip: no parameters
-  Upsample pyramid_upsample_{nullptr};       // output_skip: no parameters
+  std::vector<UpLevel> up_;                 // from the lowest resolution up
+  Downsample pyramid_downsample_{nullptr};  // input_skip: no parameters
+  Upsample pyramid_upsample_{nullptr};      // output_skip: no parameters
   torch::nn::GroupNorm out_norm_{nullptr};
   torch::nn::Conv2d out_conv_{nullptr};
 };

@@ -136,10 +136,10 @@ torch::Tensor FirConv2dImpl::forward(const torch::Tensor& x) {
 UpsampleImpl::UpsampleImpl(const ResampleOptions& options) : options_(options) {
   if (!options.with_conv()) return;
   if (options.fir()) {
-    fir_conv_ = register_module(
-        "Conv2d_0", FirConv2d(FirConv2dOptions(options.in_ch(), options.out_ch(), 3)
-                                  .up(true)
-                                  .resample_kernel(options.fir_kernel())));
+    fir_conv_ =
+        register_module("Conv2d_0", FirConv2d(FirConv2dOptions(options.in_ch(), options.out_ch(), 3)
+                                                  .up(true)
+                                                  .resample_kernel(options.fir_kernel())));
   } else {
     conv_ = register_module("Conv_0", conv3x3(options.in_ch(), options.out_ch()));
   }
@@ -159,10 +159,10 @@ torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
 DownsampleImpl::DownsampleImpl(const ResampleOptions& options) : options_(options) {
   if (!options.with_conv()) return;
   if (options.fir()) {
-    fir_conv_ = register_module(
-        "Conv2d_0", FirConv2d(FirConv2dOptions(options.in_ch(), options.out_ch(), 3)
-                                  .down(true)
-                                  .resample_kernel(options.fir_kernel())));
+    fir_conv_ =
+        register_module("Conv2d_0", FirConv2d(FirConv2dOptions(options.in_ch(), options.out_ch(), 3)
+                                                  .down(true)
+                                                  .resample_kernel(options.fir_kernel())));
   } else {
     conv_ = register_module("Conv_0", make_conv(options.in_ch(), options.out_ch(), 3, 1.0,
                                                 /*stride=*/2, /*padding=*/0));

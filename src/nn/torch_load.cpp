@@ -30,11 +30,11 @@ const std::string kGlobalTag = std::string("\0global:", 8);
 
 at::ScalarType storage_dtype(const std::string& global, const std::string& path) {
   static const std::map<std::string, at::ScalarType> kTypes = {
-      {"torch.FloatStorage", at::kFloat},   {"torch.DoubleStorage", at::kDouble},
-      {"torch.HalfStorage", at::kHalf},     {"torch.BFloat16Storage", at::kBFloat16},
-      {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},   {"torch.CharStorage", at::kChar},
-      {"torch.ByteStorage", at::kByte},     {"torch.BoolStorage", at::kBool}};
+      {"torch.FloatStorage", at::kFloat}, {"torch.DoubleStorage", at::kDouble},
+      {"torch.HalfStorage", at::kHalf},   {"torch.BFloat16Storage", at::kBFloat16},
+      {"torch.LongStorage", at::kLong},   {"torch.IntStorage", at::kInt},
+      {"torch.ShortStorage", at::kShort}, {"torch.CharStorage", at::kChar},
+      {"torch.ByteStorage", at::kByte},   {"torch.BoolStorage", at::kBool}};
   auto it = kTypes.find(global);
   SCORCH_CHECK(it != kTypes.end(), "'", path, "': unsupported tensor storage type ", global);
   return it->second;
@@ -192,29 +192,54 @@ class Unpickler {
 
   void step(uint8_t op) {
     switch (op) {
-      case 0x80: read_u8(); break;                          // PROTO
-      case 0x95: take(8); break;                            // FRAME
-      case '(': marks_.push_back(stack_.size()); break;     // MARK
-      case '}': push(new_dict()); break;                    // EMPTY_DICT
-      case ']': push(c10::impl::GenericList(c10::AnyType::get())); break;  // EMPTY_LIST
-      case ')': push_tuple({}); break;                      // EMPTY_TUPLE
-      case 'N': push(c10::IValue()); break;                 // NONE
-      case 0x88: push(true); break;                         // NEWTRUE
-      case 0x89: push(false); break;                        // NEWFALSE
-      case 'J': push(static_cast<int64_t>(read_le<int32_t>())); break;   // BININT
-      case 'K': push(static_cast<int64_t>(read_u8())); break;            // BININT1
-      case 'M': push(static_cast<int64_t>(read_le<uint16_t>())); break;  // BININT2
-      case 0x8a: {                                          // LONG1
+      case 0x80:
+        read_u8();
+        break;  // PROTO
+      case 0x95:
+        take(8);
+        break;  // FRAME
+      case '(':
+        marks_.push_back(stack_.size());
+        break;  // MARK
+      case '}':
+        push(new_dict());
+        break;  // EMPTY_DICT
+      case ']':
+        push(c10::impl::GenericList(c10::AnyType::get()));
+        break;  // EMPTY_LIST
+      case ')':
+        push_tuple({});
+        break;  // EMPTY_TUPLE
+      case 'N':
+        push(c10::IValue());
+        break;  // NONE
+      case 0x88:
+        push(true);
+        break;  // NEWTRUE
+      case 0x89:
+        push(false);
+        break;  // NEWFALSE
+      case 'J':
+        push(static_cast<int64_t>(read_le<int32_t>()));
+        break;  // BININT
+      case 'K':
+        push(static_cast<int64_t>(read_u8()));
+        break;  // BININT1
+      case 'M':
+        push(static_cast<int64_t>(read_le<uint16_t>()));
+        break;      // BININT2
+      case 0x8a: {  // LONG1
         const size_t n = read_u8();
         check(n <= 8, "integer wider than 64 bits");
         uint64_t v = 0;
         const char* p = take(n);
-        for (size_t i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+        for (size_t i = 0; i < n; ++i)
+          v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
         if (n > 0 && n < 8 && (static_cast<uint8_t>(p[n - 1]) & 0x80)) v |= ~uint64_t{0} << (8 * n);
         push(static_cast<int64_t>(v));
         break;
       }
-      case 'G': {                                           // BINFLOAT (big-endian)
+      case 'G': {  // BINFLOAT (big-endian)
         const char* p = take(8);
         char le[8];
         for (int i = 0; i < 8; ++i) le[i] = p[7 - i];
@@ -223,90 +248,138 @@ class Unpickler {
         push(d);
         break;
       }
-      case 'X': push(read_string(read_le<uint32_t>())); break;  // BINUNICODE
-      case 0x8c: push(read_string(read_u8())); break;           // SHORT_BINUNICODE
-      case 0x8d: push(read_string(read_le<uint64_t>())); break; // BINUNICODE8
-      case 'T': case 'B': push(read_string(read_le<uint32_t>())); break;  // BINSTRING, BINBYTES
-      case 'U': case 'C': push(read_string(read_u8())); break;            // SHORT_BINSTRING/BYTES
-      case 't': push_tuple(pop_to_mark()); break;           // TUPLE
-      case 0x85: { auto a = value(pop()); push_tuple({a}); break; }        // TUPLE1
-      case 0x86: { auto b = value(pop()); auto a = value(pop()); push_tuple({a, b}); break; }
-      case 0x87: {                                          // TUPLE3
-        auto c = value(pop()); auto b = value(pop()); auto a = value(pop());
+      case 'X':
+        push(read_string(read_le<uint32_t>()));
+        break;  // BINUNICODE
+      case 0x8c:
+        push(read_string(read_u8()));
+        break;  // SHORT_BINUNICODE
+      case 0x8d:
+        push(read_string(read_le<uint64_t>()));
+        break;  // BINUNICODE8
+      case 'T':
+      case 'B':
+        push(read_string(read_le<uint32_t>()));
+        break;  // BINSTRING, BINBYTES
+      case 'U':
+      case 'C':
+        push(read_string(read_u8()));
+        break;  // SHORT_BINSTRING/BYTES
+      case 't':
+        push_tuple(pop_to_mark());
+        break;  // TUPLE
+      case 0x85: {
+        auto a = value(pop());
+        push_tuple({a});
+        break;
+      }  // TUPLE1
+      case 0x86: {
+        auto b = value(pop());
+        auto a = value(pop());
+        push_tuple({a, b});
+        break;
+      }
+      case 0x87: {  // TUPLE3
+        auto c = value(pop());
+        auto b = value(pop());
+        auto a = value(pop());
         push_tuple({a, b, c});
         break;
       }
-      case 'l': {                                           // LIST
+      case 'l': {  // LIST
         c10::impl::GenericList list(c10::AnyType::get());
         for (auto& v : pop_to_mark()) list.push_back(std::move(v));
         push(std::move(list));
         break;
       }
-      case 'd': {                                           // DICT
+      case 'd': {  // DICT
         auto kv = pop_to_mark();
         push(new_dict());
         set_items(kv);
         break;
       }
-      case 'a': { auto v = value(pop()); append_items({v}); break; }  // APPEND
-      case 'e': append_items(pop_to_mark()); break;         // APPENDS
-      case 's': {                                           // SETITEM
+      case 'a': {
+        auto v = value(pop());
+        append_items({v});
+        break;
+      }  // APPEND
+      case 'e':
+        append_items(pop_to_mark());
+        break;     // APPENDS
+      case 's': {  // SETITEM
         auto v = value(pop());
         auto k = value(pop());
         set_items({k, v});
         break;
       }
-      case 'u': set_items(pop_to_mark()); break;            // SETITEMS
-      case 'q': memo_[read_u8()] = stack_.at(stack_.size() - 1); break;          // BINPUT
-      case 'r': memo_[read_le<uint32_t>()] = stack_.at(stack_.size() - 1); break;  // LONG_BINPUT
-      case 0x94: {                                          // MEMOIZE
+      case 'u':
+        set_items(pop_to_mark());
+        break;  // SETITEMS
+      case 'q':
+        memo_[read_u8()] = stack_.at(stack_.size() - 1);
+        break;  // BINPUT
+      case 'r':
+        memo_[read_le<uint32_t>()] = stack_.at(stack_.size() - 1);
+        break;      // LONG_BINPUT
+      case 0x94: {  // MEMOIZE
         check(!stack_.empty(), "MEMOIZE on an empty stack");
         const uint32_t id = static_cast<uint32_t>(memo_.size());
         memo_[id] = stack_.back();
         break;
       }
-      case 'h': case 'j': {                                 // BINGET, LONG_BINGET
+      case 'h':
+      case 'j': {  // BINGET, LONG_BINGET
         const uint32_t id = op == 'h' ? read_u8() : read_le<uint32_t>();
         auto it = memo_.find(id);
         check(it != memo_.end(), "unknown memo entry");
         stack_.push_back(it->second);
         break;
       }
-      case 'c': {                                           // GLOBAL
+      case 'c': {  // GLOBAL
         std::string module = read_line();
         std::string name = read_line();
         stack_.push_back(Item{{}, module + "." + name});
         break;
       }
-      case 0x93: {                                          // STACK_GLOBAL
+      case 0x93: {  // STACK_GLOBAL
         auto name = value(pop()).toStringRef();
         auto module = value(pop()).toStringRef();
         stack_.push_back(Item{{}, module + "." + name});
         break;
       }
-      case 'R': {                                           // REDUCE
+      case 'R': {  // REDUCE
         auto args = value(pop());
         auto callable = pop();
         check(!callable.global.empty(), "REDUCE on a non-callable");
         push(call(callable.global, args));
         break;
       }
-      case 0x81: {                                          // NEWOBJ
+      case 0x81: {  // NEWOBJ
         auto args = value(pop());
         auto cls = pop();
         push(call(cls.global, args));
         break;
       }
-      case 'b': {                                           // BUILD
-        pop();  // state: OrderedDict's _metadata attribute, ignored
-        check(!stack_.empty() && (stack_.back().value.isGenericDict() || stack_.back().value.isTensor()),
+      case 'b': {  // BUILD
+        pop();     // state: OrderedDict's _metadata attribute, ignored
+        check(!stack_.empty() &&
+                  (stack_.back().value.isGenericDict() || stack_.back().value.isTensor()),
               "BUILD on an unsupported object");
         break;
       }
-      case 'Q': push(load_storage(value(pop()))); break;    // BINPERSID
-      case '0': pop(); break;                               // POP
-      case '1': pop_to_mark(); break;                       // POP_MARK
-      case '2': check(!stack_.empty(), "DUP"); stack_.push_back(stack_.back()); break;
+      case 'Q':
+        push(load_storage(value(pop())));
+        break;  // BINPERSID
+      case '0':
+        pop();
+        break;  // POP
+      case '1':
+        pop_to_mark();
+        break;  // POP_MARK
+      case '2':
+        check(!stack_.empty(), "DUP");
+        stack_.push_back(stack_.back());
+        break;
       default:
         error(detail::concat("unsupported pickle opcode 0x", std::hex, static_cast<int>(op)));
     }
@@ -334,7 +407,8 @@ c10::IValue load_torch_file(const std::string& path) {
   try {
     reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error& e) {
-    fail(detail::concat("'", path, "' is not a torch.save zip archive (saved by PyTorch >= 1.6; "
+    fail(detail::concat("'", path,
+                        "' is not a torch.save zip archive (saved by PyTorch >= 1.6; "
                         "re-save older checkpoints with torch.save in a current PyTorch): ",
                         e.what_without_backtrace()));
   }

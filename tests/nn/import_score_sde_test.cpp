@@ -18,6 +18,8 @@
 // 'nearest') (passes 'nearest' as scale_factor) and upsample_conv_2d's
 // negative-step slice / 4-element stride (StyleGAN2 semantics, as diffusers'
 // port). No reference code or generator script is kept here.
+#include "nn/import_score_sde.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,7 +31,6 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "nn/import_score_sde.h"
 #include "nn/model_factory.h"
 #include "nn/torch_load.h"
 
@@ -64,17 +65,18 @@ std::vector<Case> cases() {
       // DDPM-type blocks with FIR conv resampling, output_skip + input_skip (cat),
       // positional labels indexing the sigma table, leaky ReLU, init_scale 0.5.
       {"ncsnpp_skip", "ve/cifar10_ncsnpp_continuous",
-       with(kSmallNcsnpp, {"model.resblock_type=ddpm", "model.skip_rescale=false",
-                           "model.progressive=output_skip", "model.progressive_input=input_skip",
-                           "model.progressive_combine=cat", "model.embedding_type=positional",
-                           "model.nonlinearity=lrelu", "model.num_scales=10",
-                           "model.init_scale=0.5"})},
+       with(kSmallNcsnpp,
+            {"model.resblock_type=ddpm", "model.skip_rescale=false",
+             "model.progressive=output_skip", "model.progressive_input=input_skip",
+             "model.progressive_combine=cat", "model.embedding_type=positional",
+             "model.nonlinearity=lrelu", "model.num_scales=10", "model.init_scale=0.5"})},
       // Residual output and input pyramids without FIR.
       {"ncsnpp_residual", "ve/cifar10_ncsnpp_continuous",
        with(kSmallNcsnpp, {"model.fir=false", "model.progressive=residual", "data.centered=true",
                            "model.scale_by_sigma=false"})},
       // DDPM: 32-group GroupNorm, attention at both levels.
-      {"ddpm", "vp/cifar10_ddpm",
+      {"ddpm",
+       "vp/cifar10_ddpm",
        {"data.image_size=16", "model.nf=32", "model.ch_mult=[1,1]", "model.num_res_blocks=0",
         "model.attn_resolutions=[16,8]"}},
   };
@@ -145,7 +147,8 @@ TEST(ScoreSdeImport, ReadsTheEmaStateAndTheStep) {
   EXPECT_NEAR(diff.std().item<double>(), 0.02, 0.01);
 }
 
-void expect_error_mentioning(const std::function<void()>& f, const std::vector<std::string>& parts) {
+void expect_error_mentioning(const std::function<void()>& f,
+                             const std::vector<std::string>& parts) {
   try {
     f();
     ADD_FAILURE() << "no scorch::Error";
@@ -158,22 +161,23 @@ void expect_error_mentioning(const std::function<void()>& f, const std::vector<s
 TEST(ScoreSdeImport, MismatchesNameTheKeyAndTheFile) {
   const std::string path = data_path("ncsnpp_fir_checkpoint.pth");
   // Wider network: shapes differ.
-  const Config wider = load_config(
-      std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml",
-      with(kSmallNcsnpp, {"model.nf=16"}));
+  const Config wider =
+      load_config(std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml",
+                  with(kSmallNcsnpp, {"model.nf=16"}));
   ScoreNet net = make_score_net(wider);
   expect_error_mentioning([&] { read_score_sde_checkpoint(path, *net); },
                           {path, "module.all_modules.0.W", "shape"});
   // A Scorch parameter the checkpoint lacks (class conditioning).
-  const Config classes = load_config(
-      std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml",
-      with(kSmallNcsnpp, {"data.num_classes=10"}));
+  const Config classes =
+      load_config(std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml",
+                  with(kSmallNcsnpp, {"data.num_classes=10"}));
   ScoreNet cond = make_score_net(classes);
-  expect_error_mentioning([&] { read_score_sde_checkpoint(path, *cond); }, {path, "class_embedding"});
+  expect_error_mentioning([&] { read_score_sde_checkpoint(path, *cond); },
+                          {path, "class_embedding"});
   // A checkpoint key Scorch lacks (deeper reference network vs. fewer blocks here).
-  const Config fewer = load_config(
-      std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml",
-      with(kSmallNcsnpp, {"model.num_res_blocks=0"}));
+  const Config fewer =
+      load_config(std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml",
+                  with(kSmallNcsnpp, {"model.num_res_blocks=0"}));
   ScoreNet shallow = make_score_net(fewer);
   expect_error_mentioning([&] { read_score_sde_checkpoint(path, *shallow); }, {path, "module."});
 }

@@ -20,9 +20,9 @@ std::string config_path(const std::string& name) {
 
 struct Expected {
   const char* config;
-  int64_t trainable;       // parameters with requires_grad
-  int64_t frozen;          // Fourier W
-  size_t tensors;          // all parameter tensors (the reference table counts W)
+  int64_t trainable;  // parameters with requires_grad
+  int64_t frozen;     // Fourier W
+  size_t tensors;     // all parameter tensors (the reference table counts W)
 };
 
 // Counts from instantiating score_sde_pytorch's own models with its configs;
@@ -107,9 +107,13 @@ TEST(DefaultInit, IsUniformWithFanAverageVariance) {
 
 // A small NCSN++ on 16x16 images from the VE config.
 Config small_config(const std::string& name, std::vector<std::string> extra = {}) {
-  std::vector<std::string> overrides = {"data.image_size=16", "model.nf=32", "model.ch_mult=[1,2]",
-                                        "model.num_res_blocks=1", "model.attn_resolutions=[8]",
-                                        "model.init_scale=1.0", "model.dropout=0"};
+  std::vector<std::string> overrides = {"data.image_size=16",
+                                        "model.nf=32",
+                                        "model.ch_mult=[1,2]",
+                                        "model.num_res_blocks=1",
+                                        "model.attn_resolutions=[8]",
+                                        "model.init_scale=1.0",
+                                        "model.dropout=0"};
   overrides.insert(overrides.end(), extra.begin(), extra.end());
   return load_config(config_path(name), overrides);
 }
@@ -142,8 +146,8 @@ TEST(NCSNpp, FourierFeaturesAreFrozen) {
 
 TEST(Networks, OutputShapeAndTimeDependence) {
   torch::manual_seed(0);
-  for (const char* name : {"ve/cifar10_ncsnpp_continuous", "vp/cifar10_ddpmpp_continuous",
-                           "vp/cifar10_ddpm"}) {
+  for (const char* name :
+       {"ve/cifar10_ncsnpp_continuous", "vp/cifar10_ddpmpp_continuous", "vp/cifar10_ddpm"}) {
     ScoreNet net = make_score_net(small_config(name));
     wake_up(*net);
     net->eval();
@@ -161,8 +165,8 @@ TEST(Networks, OutputShapeAndTimeDependence) {
 }
 
 TEST(Networks, ScaleBySigmaDividesTheOutput) {
-  // VE NCSN++ returns net / sigma: doubling sigma with everything else fixed
-  // is not identity, but the ratio test holds for the final division itself.
+  // VE NCSN++ returns net(x, sigma) / sigma: with the same weights, the
+  // network without scale_by_sigma outputs sigma times as much.
   torch::manual_seed(0);
   auto cfg = small_config("ve/cifar10_ncsnpp_continuous");
   ScoreNet scaled = make_score_net(cfg);
@@ -191,7 +195,8 @@ TEST(Networks, ClassConditioningAddsAnEmbeddingWithANullClass) {
     wake_up(*net);
     // Exactly one (num_classes + 1) x 4nf embedding more.
     EXPECT_EQ(count_trainable_parameters(*net) - count_trainable_parameters(*uncond_net),
-              11 * 4 * nf) << name;
+              11 * 4 * nf)
+        << name;
     ASSERT_TRUE(net->named_parameters().contains("class_embedding.weight")) << name;
     net->eval();
     torch::NoGradGuard no_grad;
@@ -207,8 +212,8 @@ TEST(Networks, ClassConditioningAddsAnEmbeddingWithANullClass) {
 }
 
 TEST(Factory, RejectsWhatTheNetworksCannotHonour) {
-  auto fourier_discrete = load_config(config_path("ve/cifar10_ncsnpp_continuous"),
-                                      {"training.continuous=false"});
+  auto fourier_discrete =
+      load_config(config_path("ve/cifar10_ncsnpp_continuous"), {"training.continuous=false"});
   EXPECT_THROW(make_score_net(fourier_discrete), Error);
   EXPECT_THROW(make_score_net(small_config("vp/cifar10_ddpm", {"model.nf=16"})), Error);
   EXPECT_THROW(make_score_net(small_config("vp/cifar10_ddpmpp_continuous", {"model.conv_size=5"})),

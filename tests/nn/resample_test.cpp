@@ -1,9 +1,9 @@
 // FIR resampling (nn/resample.h) against closed forms: the impulse response
 // of upfirdn2d, constant images, the [1,1] kernel as nearest / mean pooling,
 // and the composite filter of a [1,3,3,1] up-then-down round trip.
-#include <gtest/gtest.h>
-
 #include "nn/resample.h"
+
+#include <gtest/gtest.h>
 
 namespace scorch {
 namespace {
@@ -68,9 +68,11 @@ TEST(Resample, BoxKernelIsNearestAndMeanPooling) {
   auto x = torch::randn({2, 3, 6, 6});
   auto up = upsample_2d(x, {1, 1});
   EXPECT_TRUE(torch::allclose(up, naive_upsample_2d(x), 1e-6, 1e-6));
-  EXPECT_TRUE(torch::allclose(up, F::interpolate(x, F::InterpolateFuncOptions()
-                                                         .size(std::vector<int64_t>{12, 12})
-                                                         .mode(torch::kNearest))));
+  EXPECT_TRUE(torch::allclose(
+      up,
+      F::interpolate(
+          x,
+          F::InterpolateFuncOptions().size(std::vector<int64_t>{12, 12}).mode(torch::kNearest))));
   EXPECT_TRUE(torch::allclose(downsample_2d(x, {1, 1}), naive_downsample_2d(x), 1e-6, 1e-6));
   EXPECT_TRUE(torch::allclose(downsample_2d(x, {1, 1}),
                               F::avg_pool2d(x, F::AvgPool2dFuncOptions(2).stride(2)), 1e-6, 1e-6));
