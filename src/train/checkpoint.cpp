@@ -191,13 +191,18 @@ void save_checkpoint(const std::string& path, const CheckpointData& data) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   SCORCH_CHECK(fd >= 0, "cannot create checkpoint ", tmp, ": ", std::strerror(errno));
-  const std::string write_error = write_archive(fd, dict);
-  const bool synced = write_error.empty() && ::fsync(fd) == 0;
-  const std::string sync_error = synced ? "" : std::strerror(errno);
-  const bool closed = ::close(fd) == 0;
-  SCORCH_CHECK(write_error.empty(), "cannot write checkpoint ", tmp, ": ", write_error);
-  SCORCH_CHECK(synced, "cannot fsync checkpoint ", tmp, ": ", sync_error);
-  SCORCH_CHECK(closed, "cannot close checkpoint ", tmp, ": ", std::strerror(errno));
+  std::string error;
+  try {
+    error = write_archive(fd, dict);
+  } catch (const std::exception& e) {  // a value the pickler cannot write
+    error = e.what();
+  }
+  if (error.empty() && ::fsync(fd) != 0) error = detail::concat("fsync: ", std::strerror(errno));
+  if (::close(fd) != 0 && error.empty()) error = detail::concat("close: ", std::strerror(errno));
+  if (!error.empty()) {
+    std::remove(tmp.c_str());
+    fail(detail::concat("cannot write checkpoint ", tmp, ": ", error));
+  }
   SCORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path,
                ": ", std::strerror(errno));
   fsync_directory(dir);
