@@ -67,8 +67,7 @@ struct Run {
 
 CheckpointData collect_state(const Run& r) {
   CheckpointData c;
-  for (const auto& p : r.net->named_parameters()) c.model[p.key()] = p.value().detach().cpu();
-  for (const auto& b : r.net->named_buffers()) c.model[b.key()] = b.value().detach().cpu();
+  c.model = module_state(*r.net);
   c.ema = r.ema->state_dict();
   c.ema_num_updates = r.ema->num_updates();
   c.optimizer = r.optimizer->state_dict();
@@ -80,20 +79,9 @@ CheckpointData collect_state(const Run& r) {
 }
 
 void restore_state(Run& r, const CheckpointData& c, const std::string& path) {
-  torch::NoGradGuard no_grad;
-  auto params = r.net->named_parameters();
-  auto buffers = r.net->named_buffers();
-  for (auto* dict : {&params, &buffers})
-    for (auto& p : *dict) {
-      auto it = c.model.find(p.key());
-      SCORCH_CHECK(it != c.model.end(), "checkpoint '", path, "' has no model tensor '", p.key(),
-                   "': it was written for a different model config");
-      SCORCH_CHECK(it->second.sizes() == p.value().sizes(), "checkpoint '", path, "': model tensor '",
-                   p.key(), "' has shape ", it->second.sizes(), ", the model expects ",
-                   p.value().sizes());
-      p.value().copy_(it->second);
-    }
-  r.ema->load_state_dict(c.ema, c.ema_num_updates);
+  load_module_state(*r.net, c.model, "checkpoint '" + path + "'");
+  for (const auto& name : r.ema->load_state_dict(c.ema, c.ema_num_updates))
+    log_warning("checkpoint '", path, "' has no EMA '", name, "'; it starts from the current weights");
   r.optimizer->load_state_dict(c.optimizer);
   r.step = c.step;
   r.images_seen = c.images_seen;
@@ -113,7 +101,7 @@ nlohmann::json snapshot_samples(Run& r) {
   const auto dir = r.workdir / "samples" / ("iter_" + step_name(r.step));
   fs::create_directories(dir);
   r.ema->store(*r.net);
-  r.ema->copy_to(*r.net, r.ema->names().front());
+  r.ema->copy_to(*r.net, r.ema->default_name());
   r.net->eval();
   seed_streams(c.seed, kSampleStream, r.step);
   const auto options = pc_options_from_config(c.sampling, sampling_eps(c), sampling_steps(c));
@@ -148,14 +136,14 @@ nlohmann::json snapshot_samples(Run& r) {
 }
 
 void save(Run& r) {
-  const auto dir = r.workdir / "checkpoints";
-  const auto path = dir / ("checkpoint_" + step_name(r.step) + ".pt");
+  const auto dir = (r.workdir / "checkpoints").string();
+  const auto path = checkpoint_path(dir, r.step);
   const auto t0 = std::chrono::steady_clock::now();
-  save_checkpoint(path.string(), collect_state(r));
-  apply_retention(dir.string(), r.config.training.keep_checkpoints, r.config.training.keep_every);
-  r.last_checkpoint = path.string();
+  save_checkpoint(path, collect_state(r));
+  prune_checkpoints(dir, r.config.training.keep_checkpoints, r.config.training.keep_every);
+  r.last_checkpoint = path;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log_info("checkpoint ", path.string(), " (", s, " s)");
+  log_info("checkpoint ", path, " (", s, " s)");
 }
 
 }  // namespace
@@ -202,10 +190,10 @@ TrainResult Trainer::run() {
 
   TrainResult result;
   const auto ckpt_dir = (r.workdir / "checkpoints").string();
-  if (auto latest = find_latest_checkpoint(ckpt_dir); !latest.empty()) {
-    restore_state(r, load_checkpoint(latest), latest);
-    r.last_checkpoint = latest;
-    log_info("resumed from ", latest, " at step ", r.step);
+  if (auto latest = find_latest_checkpoint(ckpt_dir)) {
+    restore_state(r, load_checkpoint(*latest), *latest);
+    r.last_checkpoint = *latest;
+    log_info("resumed from ", *latest, " at step ", r.step);
   }
   result.start_step = r.step;
   RunLog run_log((r.workdir / "log.jsonl").string(), r.step);
@@ -233,8 +221,8 @@ TrainResult Trainer::run() {
     out.loss.backward();
     const double grad_norm = r.optimizer->step(r.step);
     r.step += 1;
-    r.images_seen += t.batch_size;
     r.ema->update(*r.net, t.batch_size, r.images_seen);
+    r.images_seen += t.batch_size;
 
     quartiles.add(out);
     loss_sum += out.loss.item<double>();
