@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev                       # LibTorch 1.13 (CPU)
+  libopenblas0-pthread               # fast BLAS for LibTorch (the default is the reference BLAS)
   libopenmpi-dev openmpi-bin         # MPI launch and CPU collectives
   libhdf5-dev                        # sharded datasets
   prometheus-cpp-dev                 # metrics endpoint

@@ -2,7 +2,6 @@
 // errors to the exit codes DESIGN.md pins (0 done, 2 bad input, 75 preempted,
 // 1 anything else). No other code turns errors into exit codes.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "cli/commands.h"

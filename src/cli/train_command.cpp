@@ -2,7 +2,6 @@
 // embedded default), then run the trainer in the workdir.
 #include <filesystem>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -19,9 +18,10 @@ void add_train_command(CLI::App& app, std::function<int()>& run) {
     bool json = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("train", "Train a score model in a workdir (resumes if it has checkpoints)");
+  auto* cmd = app.add_subcommand(
+      "train", "Train a score model in a workdir (resumes if it has checkpoints)");
   cmd->add_option("--config", args->config,
-                   "YAML config; default: the workdir's config.yaml, else the embedded toy default")
+                  "YAML config; default: the workdir's config.yaml, else the embedded toy default")
       ->check(CLI::ExistingFile);
   cmd->add_option("--workdir", args->workdir, "run directory (created if missing)")
       ->capture_default_str();

@@ -20,8 +20,8 @@ inline torch::Tensor rand(at::IntArrayRef shape, at::Generator gen,
                           const torch::TensorOptions& opts = {}) {
   return at::rand(shape, gen, opts);
 }
-inline torch::Tensor randint(int64_t low, int64_t high, at::IntArrayRef shape,
-                             at::Generator gen, const torch::TensorOptions& opts = {}) {
+inline torch::Tensor randint(int64_t low, int64_t high, at::IntArrayRef shape, at::Generator gen,
+                             const torch::TensorOptions& opts = {}) {
   // int64 unless a dtype is given (LibTorch's default would be float).
   return at::randint(low, high, shape, gen, opts.has_dtype() ? opts : opts.dtype(torch::kLong));
 }

@@ -21,12 +21,12 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 struct Field {
   std::string path;
-  std::function<void*(Config&)> ref;   // address of the value
-  char kind;                           // i d b s I D
+  std::function<void*(Config&)> ref;  // address of the value
+  char kind;                          // i d b s I D
   std::string help;
-  double min = -kInf;                  // numbers (each element for lists)
+  double min = -kInf;  // numbers (each element for lists)
   double max = kInf;
-  std::vector<std::string> choices;    // strings; empty = free text
+  std::vector<std::string> choices;  // strings; empty = free text
 };
 
 template <typename S, typename T>
@@ -139,8 +139,8 @@ const std::vector<Field>& fields() {
         "std of Gaussian Fourier features", 0);
     t.i("model.nf", &C::model, &ModelConfig::nf, "base channel count", 1, 1 << 16);
     t.vi("model.ch_mult", &C::model, &ModelConfig::ch_mult, "channel multiplier per level", 1, 64);
-    t.i("model.num_res_blocks", &C::model, &ModelConfig::num_res_blocks, "residual blocks per level",
-        0, 64);
+    t.i("model.num_res_blocks", &C::model, &ModelConfig::num_res_blocks,
+        "residual blocks per level", 0, 64);
     t.vi("model.attn_resolutions", &C::model, &ModelConfig::attn_resolutions,
          "resolutions with self-attention", 1, 4096);
     t.b("model.resamp_with_conv", &C::model, &ModelConfig::resamp_with_conv,
@@ -148,7 +148,8 @@ const std::vector<Field>& fields() {
     t.b("model.conditional", &C::model, &ModelConfig::conditional, "time-conditional network");
     t.b("model.fir", &C::model, &ModelConfig::fir, "FIR up/down-sampling");
     t.vi("model.fir_kernel", &C::model, &ModelConfig::fir_kernel, "FIR kernel taps", -1024, 1024);
-    t.b("model.skip_rescale", &C::model, &ModelConfig::skip_rescale, "residual output (x+h)/sqrt(2)");
+    t.b("model.skip_rescale", &C::model, &ModelConfig::skip_rescale,
+        "residual output (x+h)/sqrt(2)");
     t.s("model.resblock_type", &C::model, &ModelConfig::resblock_type, "biggan | ddpm",
         {"biggan", "ddpm"});
     t.s("model.progressive", &C::model, &ModelConfig::progressive,
@@ -274,12 +275,18 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 
 std::string kind_name(char kind) {
   switch (kind) {
-    case 'i': return "integer";
-    case 'd': return "number";
-    case 'b': return "boolean";
-    case 's': return "string";
-    case 'I': return "list of integers";
-    default: return "list of numbers";
+    case 'i':
+      return "integer";
+    case 'd':
+      return "number";
+    case 'b':
+      return "boolean";
+    case 's':
+      return "string";
+    case 'I':
+      return "list of integers";
+    default:
+      return "list of numbers";
   }
 }
 
@@ -405,9 +412,15 @@ std::string value_text(Config& c, const Field& f) {
   void* p = f.ref(c);
   std::ostringstream o;
   switch (f.kind) {
-    case 'i': o << *static_cast<int64_t*>(p); break;
-    case 'd': o << format_double(*static_cast<double*>(p)); break;
-    case 'b': o << (*static_cast<bool*>(p) ? "true" : "false"); break;
+    case 'i':
+      o << *static_cast<int64_t*>(p);
+      break;
+    case 'd':
+      o << format_double(*static_cast<double*>(p));
+      break;
+    case 'b':
+      o << (*static_cast<bool*>(p) ? "true" : "false");
+      break;
     case 's': {
       YAML::Emitter e;
       e << YAML::DoubleQuoted << *static_cast<std::string*>(p);
@@ -496,11 +509,13 @@ void validate(const Config& c) {
   SCORCH_CHECK(m.beta_min < m.beta_max, "model.beta_min (", m.beta_min,
                ") must be smaller than model.beta_max (", m.beta_max, ")");
   SCORCH_CHECK(!m.ch_mult.empty(), "model.ch_mult must list at least one level, e.g. [1, 2, 2, 2]");
-  SCORCH_CHECK(m.fir_kernel.size() >= 2, "model.fir_kernel needs at least two taps, e.g. [1, 3, 3, 1]");
+  SCORCH_CHECK(m.fir_kernel.size() >= 2,
+               "model.fir_kernel needs at least two taps, e.g. [1, 3, 3, 1]");
   const bool vector_data = !is_image_data(c);
   if (vector_data) {
-    SCORCH_CHECK(m.name == "mlp", "model.name '", m.name, "' is an image network but data.dataset '",
-                 c.data.dataset, "' is 2-D vector data; use model.name=mlp");
+    SCORCH_CHECK(m.name == "mlp", "model.name '", m.name,
+                 "' is an image network but data.dataset '", c.data.dataset,
+                 "' is 2-D vector data; use model.name=mlp");
     SCORCH_CHECK(c.data.dim == 2, "data.dataset '", c.data.dataset,
                  "' is two-dimensional; data.dim must be 2, got ", c.data.dim);
   } else {
@@ -508,8 +523,8 @@ void validate(const Config& c) {
                  c.data.dataset, "' holds images: use ddpm or ncsnpp");
     const int64_t levels = static_cast<int64_t>(m.ch_mult.size());
     SCORCH_CHECK(c.data.image_size % (int64_t{1} << (levels - 1)) == 0, "data.image_size (",
-                 c.data.image_size, ") must be divisible by 2^(len(model.ch_mult)-1) = ",
-                 int64_t{1} << (levels - 1));
+                 c.data.image_size,
+                 ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
   }
   const auto& t = c.training;
   if (t.loss == "smld")
@@ -524,6 +539,12 @@ void validate(const Config& c) {
     SCORCH_CHECK(c.training.sde != "subvpsde" && !c.sampling.probability_flow,
                  "sampling.predictor=ancestral_sampling needs training.sde vesde or vpsde and "
                  "sampling.probability_flow=false");
+  const auto& pred = c.sampling.predictor;
+  if (pred == "reverse_diffusion" || pred == "ancestral_sampling")
+    SCORCH_CHECK(c.sampling.num_steps == 0 || c.sampling.num_steps == m.num_scales,
+                 "sampling.predictor=", pred, " steps through the model.num_scales=", m.num_scales,
+                 " discrete levels, so sampling.num_steps must be 0 or ", m.num_scales, ", got ",
+                 c.sampling.num_steps);
   SCORCH_CHECK(c.data.dataset != "hdf5" || !c.data.path.empty(),
                "data.dataset=hdf5 needs data.path (a dataset directory)");
 }
@@ -566,8 +587,7 @@ int64_t sampling_steps(const Config& c) {
 
 bool is_image_data(const Config& c) {
   const auto& d = c.data.dataset;
-  return !(d == "swiss_roll" || d == "two_moons" || d == "eight_gaussians" ||
-           d == "checkerboard");
+  return !(d == "swiss_roll" || d == "two_moons" || d == "eight_gaussians" || d == "checkerboard");
 }
 
 }  // namespace scorch

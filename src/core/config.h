@@ -17,19 +17,19 @@ struct DataConfig {
   std::string path;                         // dataset directory (hdf5)
   int64_t image_size = 32;
   int64_t num_channels = 3;
-  int64_t dim = 2;                          // vector data (toy sets)
-  bool centered = false;                    // data in [-1, 1] (true) or [0, 1]
+  int64_t dim = 2;        // vector data (toy sets)
+  bool centered = false;  // data in [-1, 1] (true) or [0, 1]
   bool random_flip = true;
   bool uniform_dequantization = false;
-  int64_t num_classes = 0;                  // 0: unconditional
+  int64_t num_classes = 0;  // 0: unconditional
 };
 
 struct ModelConfig {
-  std::string name = "mlp";                 // mlp | ddpm | ncsnpp
-  double ema_rate = 0.9999;                 // score_sde warm-up EMA
-  std::vector<double> ema_extra_rates;      // further rates kept beside ema_rate
-  double ema_halflife_kimg = 0.0;           // EDM EMA (half-life in kimg); 0 = off
-  double ema_rampup_ratio = 0.05;           // EDM ramp-up; 0 = none
+  std::string name = "mlp";             // mlp | ddpm | ncsnpp
+  double ema_rate = 0.9999;             // score_sde warm-up EMA
+  std::vector<double> ema_extra_rates;  // further rates kept beside ema_rate
+  double ema_halflife_kimg = 0.0;       // EDM EMA (half-life in kimg); 0 = off
+  double ema_rampup_ratio = 0.05;       // EDM ramp-up; 0 = none
   double sigma_min = 0.01;
   double sigma_max = 50.0;
   double beta_min = 0.1;
@@ -43,7 +43,7 @@ struct ModelConfig {
   int64_t num_res_blocks = 4;
   std::vector<int64_t> attn_resolutions = {16};
   bool resamp_with_conv = true;
-  bool conditional = true;                  // time-conditional
+  bool conditional = true;  // time-conditional
   bool fir = false;
   std::vector<int64_t> fir_kernel = {1, 3, 3, 1};
   bool skip_rescale = true;
@@ -56,64 +56,65 @@ struct ModelConfig {
   bool scale_by_sigma = false;
   std::string nonlinearity = "swish";
   std::string normalization = "GroupNorm";
-  int64_t mlp_hidden = 128;                 // MLP width
-  int64_t mlp_layers = 3;                   // MLP hidden layers
-  double class_dropout = 0.0;               // label dropout (classifier-free guidance)
+  int64_t mlp_hidden = 128;    // MLP width
+  int64_t mlp_layers = 3;      // MLP hidden layers
+  double class_dropout = 0.0;  // label dropout (classifier-free guidance)
 };
 
 struct TrainingConfig {
-  std::string sde = "vpsde";                // vesde | vpsde | subvpsde
+  std::string sde = "vpsde";  // vesde | vpsde | subvpsde
   bool continuous = true;
   bool reduce_mean = true;
   bool likelihood_weighting = false;
-  std::string loss = "auto";                // auto | dsm | smld | ddpm | ssm | ssm_vr
+  std::string loss = "auto";                  // auto | dsm | smld | ddpm | ssm | ssm_vr
   std::string ssm_projection = "rademacher";  // rademacher | gaussian
   int64_t ssm_num_projections = 1;
-  double eps = 1e-5;                        // t ~ U(eps, 1)
-  int64_t batch_size = 128;                 // global batch
+  double eps = 1e-5;         // t ~ U(eps, 1)
+  int64_t batch_size = 128;  // global batch
   int64_t n_iters = 1300001;
   int64_t log_freq = 50;
-  int64_t snapshot_freq = 50000;            // checkpoint + EMA samples
+  int64_t snapshot_freq = 50000;                 // checkpoint + EMA samples
   int64_t snapshot_freq_for_preemption = 10000;  // checkpoint only
   bool snapshot_sampling = true;
-  int64_t snapshot_num_samples = 0;         // 0: sampling.batch_size
-  int64_t keep_checkpoints = 3;             // newest K kept
-  int64_t keep_every = 0;                   // every M-th step also kept; 0 = none
+  int64_t snapshot_num_samples = 0;  // 0: sampling.batch_size
+  int64_t keep_checkpoints = 3;      // newest K kept
+  int64_t keep_every = 0;            // every M-th step also kept; 0 = none
 };
 
 struct OptimConfig {
-  std::string optimizer = "Adam";           // Adam | AdamW
+  std::string optimizer = "Adam";  // Adam | AdamW
   double lr = 2e-4;
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;
   int64_t warmup = 5000;
-  double grad_clip = 1.0;                   // <= 0: no clipping
+  double grad_clip = 1.0;  // <= 0: no clipping
 };
 
 struct SamplingConfig {
-  std::string method = "pc";                // pc
-  std::string predictor = "euler_maruyama"; // euler_maruyama | reverse_diffusion | ancestral_sampling | none
-  std::string corrector = "none";           // none | langevin | ald
+  std::string method = "pc";  // pc
+  std::string predictor =
+      "euler_maruyama";            // euler_maruyama | reverse_diffusion | ancestral_sampling | none
+  std::string corrector = "none";  // none | langevin | ald
   double snr = 0.16;
   int64_t n_steps_each = 1;
   bool noise_removal = true;
   bool probability_flow = false;
-  double eps = 0.0;                         // 0: 1e-3 (VP, sub-VP) or 1e-5 (VE)
-  int64_t num_steps = 0;                    // 0: model.num_scales
+  double eps = 0.0;       // 0: 1e-3 (VP, sub-VP) or 1e-5 (VE)
+  int64_t num_steps = 0;  // 0: model.num_scales
   int64_t batch_size = 1024;
 };
 
 struct EvalConfig {
   int64_t num_samples = 50000;
   int64_t batch_size = 1024;
-  std::string feature_extractor;            // TorchScript file
+  std::string feature_extractor;  // TorchScript file
 };
 
 struct DistConfig {
-  std::string device = "auto";              // auto | cpu | cuda
-  std::string backend = "auto";             // auto | nccl | mpi | local
+  std::string device = "auto";   // auto | cpu | cuda
+  std::string backend = "auto";  // auto | nccl | mpi | local
   double bucket_mb = 25.0;
   double timeout_s = 600.0;
 };
@@ -121,7 +122,7 @@ struct DistConfig {
 struct MonitorConfig {
   bool enabled = false;
   std::string bind = "127.0.0.1";
-  int64_t port = 9400;                      // + local rank
+  int64_t port = 9400;  // + local rank
 };
 
 struct Config {
@@ -159,8 +160,8 @@ std::string config_reference();
 size_t edit_distance(const std::string& a, const std::string& b);
 
 // Derived values used across the code.
-double sampling_eps(const Config& config);   // sampling.eps or the SDE default
-int64_t sampling_steps(const Config& config); // sampling.num_steps or num_scales
-bool is_image_data(const Config& config);     // false for the toy vector sets
+double sampling_eps(const Config& config);     // sampling.eps or the SDE default
+int64_t sampling_steps(const Config& config);  // sampling.num_steps or num_scales
+bool is_image_data(const Config& config);      // false for the toy vector sets
 
 }  // namespace scorch

@@ -39,7 +39,7 @@ std::string concat(const Args&... args) {
 }  // namespace scorch
 
 // SCORCH_CHECK(cond, "key x: ", value, " must be > 0") throws scorch::Error.
-#define SCORCH_CHECK(cond, ...)                                   \
-  do {                                                            \
+#define SCORCH_CHECK(cond, ...)                                         \
+  do {                                                                  \
     if (!(cond)) ::scorch::fail(::scorch::detail::concat(__VA_ARGS__)); \
   } while (0)

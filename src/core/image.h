@@ -17,9 +17,9 @@ void write_png(const std::string& path, const torch::Tensor& image_hwc_uint8);
 torch::Tensor image_grid(const torch::Tensor& images_nchw, int64_t columns = 0);
 
 struct ScatterOptions {
-  int64_t size = 512;          // square image, pixels
-  double extent = 0;           // axes cover [-extent, extent]^2; 0: fit the points
-  double point_radius = 1.0;   // pixels
+  int64_t size = 512;         // square image, pixels
+  double extent = 0;          // axes cover [-extent, extent]^2; 0: fit the points
+  double point_radius = 1.0;  // pixels
 };
 
 // Scatter plot of points [N, 2] (float) as [size, size, 3] uint8. `background`

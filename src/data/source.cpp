@@ -32,7 +32,9 @@ class Toy2DSource : public DataSource {
 class SyntheticImageSource : public DataSource {
  public:
   SyntheticImageSource(const Config& c)
-      : seed_(c.seed), channels_(c.data.num_channels), size_(c.data.image_size),
+      : seed_(c.seed),
+        channels_(c.data.num_channels),
+        size_(c.data.image_size),
         flip_(c.data.random_flip) {}
   Batch next(int64_t batch_size) override {
     auto gen = compat::cpu_generator(derive_seed(seed_, kDataStream, cursor_));
@@ -73,16 +75,15 @@ Batch synthetic_images(int64_t n, int64_t channels, int64_t size, at::Generator 
 }
 
 std::unique_ptr<DataSource> make_data_source(const Config& c) {
-  if (!is_image_data(c)) return std::make_unique<Toy2DSource>(toy2d_from_name(c.data.dataset), c.seed);
+  if (!is_image_data(c))
+    return std::make_unique<Toy2DSource>(toy2d_from_name(c.data.dataset), c.seed);
   if (c.data.dataset == "synthetic_images") return std::make_unique<SyntheticImageSource>(c);
   fail("data.dataset '" + c.data.dataset +
        "' needs the HDF5 dataset loader, which this build does not have yet; use a toy 2-D "
        "dataset or synthetic_images");
 }
 
-torch::Tensor scale_data(const torch::Tensor& x, bool centered) {
-  return centered ? x * 2 - 1 : x;
-}
+torch::Tensor scale_data(const torch::Tensor& x, bool centered) { return centered ? x * 2 - 1 : x; }
 
 torch::Tensor inverse_scale_data(const torch::Tensor& x, bool centered) {
   return centered ? (x + 1) / 2 : x;

@@ -36,11 +36,11 @@ torch::Tensor sample_toy2d(Toy2D kind, int64_t n, at::Generator gen) {
     }
     case Toy2D::kEightGaussians: {
       const double r = 1 / std::sqrt(2.0);
-      auto centers = torch::tensor({1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0, -1.0, r, r, r, -r, -r, r,
-                                    -r, -r},
-                                   torch::kFloat)
-                         .view({8, 2}) *
-                     4.0;
+      auto centers =
+          torch::tensor({1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0, -1.0, r, r, r, -r, -r, r, -r, -r},
+                        torch::kFloat)
+              .view({8, 2}) *
+          4.0;
       auto idx = compat::randint(0, 8, {n}, gen);
       return (centers.index_select(0, idx) + 0.5 * compat::randn({n, 2}, gen)) / std::sqrt(2.0);
     }

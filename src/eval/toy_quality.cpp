@@ -13,30 +13,43 @@ constexpr uint64_t kHeldOutStream = 0x4E1D;
 constexpr int64_t kProjections = 256;
 }  // namespace
 
+torch::Tensor toy_held_out(const Config& config, int64_t n) {
+  return sample_toy2d(toy2d_from_name(config.data.dataset), n,
+                      compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 0)));
+}
+
 ToyQuality toy_quality(const Config& config, const torch::Tensor& samples) {
   const int64_t n = samples.size(0);
   const auto kind = toy2d_from_name(config.data.dataset);
-  auto held_out = sample_toy2d(kind, n, compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 0)));
-  auto second = sample_toy2d(kind, n, compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 1)));
+  auto held_out = toy_held_out(config, n);
+  auto second =
+      sample_toy2d(kind, n, compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 1)));
   // Moment-matched Gaussian: mean + L z with L the Cholesky factor of the covariance.
   auto d = second.to(torch::kDouble);
   auto mean = d.mean(0);
   auto centred = d - mean;
   auto cov = centred.t().matmul(centred) / static_cast<double>(n - 1);
   auto gen = compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 2));
-  auto gauss = mean + compat::randn({n, 2}, gen, torch::kDouble).matmul(torch::linalg_cholesky(cov).t());
+  auto gauss =
+      mean + compat::randn({n, 2}, gen, torch::kDouble).matmul(torch::linalg_cholesky(cov).t());
 
   ToyQuality q;
   q.num_samples = n;
-  auto proj = [&](uint64_t k) { return compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 10 + k)); };
-  q.swd = sliced_wasserstein(samples.to(torch::kCPU, torch::kDouble), held_out.to(torch::kDouble), kProjections, proj(0));
-  q.swd_floor = sliced_wasserstein(second.to(torch::kDouble), held_out.to(torch::kDouble), kProjections, proj(0));
+  auto proj = [&](uint64_t k) {
+    return compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 10 + k));
+  };
+  q.swd = sliced_wasserstein(samples.to(torch::kCPU, torch::kDouble), held_out.to(torch::kDouble),
+                             kProjections, proj(0));
+  q.swd_floor = sliced_wasserstein(second.to(torch::kDouble), held_out.to(torch::kDouble),
+                                   kProjections, proj(0));
   q.swd_gaussian = sliced_wasserstein(gauss, held_out.to(torch::kDouble), kProjections, proj(0));
   return q;
 }
 
 nlohmann::json to_json(const ToyQuality& q) {
-  return {{"swd", q.swd}, {"swd_floor", q.swd_floor}, {"swd_gaussian", q.swd_gaussian},
+  return {{"swd", q.swd},
+          {"swd_floor", q.swd_floor},
+          {"swd_gaussian", q.swd_gaussian},
           {"num_samples", q.num_samples}};
 }
 

@@ -26,4 +26,7 @@ ToyQuality toy_quality(const Config& config, const torch::Tensor& samples);
 
 nlohmann::json to_json(const ToyQuality& q);
 
+// The held-out data toy_quality compares against, [n, 2] float32.
+torch::Tensor toy_held_out(const Config& config, int64_t n);
+
 }  // namespace scorch

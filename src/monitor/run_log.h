@@ -2,10 +2,9 @@
 // rank 0, flushed per line so a crash loses at most the line being written.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace scorch {

@@ -13,7 +13,9 @@ struct MLPOptions {
   TORCH_ARG(int64_t, hidden) = 128;
   TORCH_ARG(int64_t, layers) = 3;
   TORCH_ARG(int64_t, embedding_dim) = 64;
-  TORCH_ARG(int64_t, num_classes) = 0;  // 0: unconditional; else + a null class
+  // 0: unconditional; else an embedding of num_classes + 1 rows, the last
+  // the null class (classifier-free guidance), used when labels are undefined.
+  TORCH_ARG(int64_t, num_classes) = 0;
   // VE: time_cond is sigma; embed 100 ln(sigma) and return output / sigma
   // (score_sde's scale_by_sigma), so the net predicts -z at every level.
   TORCH_ARG(bool, scale_by_sigma) = false;

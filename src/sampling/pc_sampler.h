@@ -28,15 +28,15 @@ struct PCOptions {
   int64_t n_steps_each = 1;
   bool noise_removal = true;
   bool probability_flow = false;
-  double eps = 1e-3;      // last time
+  double eps = 1e-3;  // last time
   int64_t num_steps = 1000;
 };
 
 PCOptions pc_options_from_config(const SamplingConfig& sampling, double eps, int64_t num_steps);
 
 struct SampleResult {
-  torch::Tensor x;   // [shape], in the model's (scaled) data space
-  int64_t nfe = 0;   // score evaluations per sample
+  torch::Tensor x;  // [shape], in the model's (scaled) data space
+  int64_t nfe = 0;  // score evaluations per sample
 };
 
 // Called after each step with (step index, num_steps); may be empty.

@@ -80,8 +80,9 @@ CheckpointData collect_state(const Run& r) {
 
 void restore_state(Run& r, const CheckpointData& c, const std::string& path) {
   load_module_state(*r.net, c.model, "checkpoint '" + path + "'");
-  for (const auto& name : r.ema->load_state_dict(c.ema, c.ema_num_updates))
-    log_warning("checkpoint '", path, "' has no EMA '", name, "'; it starts from the current weights");
+  for (const auto& name : r.ema->load_state_dict(c.ema, c.ema_num_updates, r.net.get()))
+    log_warning("checkpoint '", path, "' has no EMA '", name,
+                "'; it starts from the current weights");
   r.optimizer->load_state_dict(c.optimizer);
   r.step = c.step;
   r.images_seen = c.images_seen;
@@ -92,12 +93,12 @@ void restore_state(Run& r, const CheckpointData& c, const std::string& path) {
 // sliced-Wasserstein quality. Returns the quality JSON (empty for images).
 nlohmann::json snapshot_samples(Run& r) {
   const auto& c = r.config;
-  const int64_t n = c.training.snapshot_num_samples > 0 ? c.training.snapshot_num_samples
-                                                        : c.sampling.batch_size;
-  std::vector<int64_t> shape = is_image_data(c)
-                                   ? std::vector<int64_t>{n, c.data.num_channels,
-                                                          c.data.image_size, c.data.image_size}
-                                   : std::vector<int64_t>{n, c.data.dim};
+  const int64_t n =
+      c.training.snapshot_num_samples > 0 ? c.training.snapshot_num_samples : c.sampling.batch_size;
+  std::vector<int64_t> shape =
+      is_image_data(c)
+          ? std::vector<int64_t>{n, c.data.num_channels, c.data.image_size, c.data.image_size}
+          : std::vector<int64_t>{n, c.data.dim};
   const auto dir = r.workdir / "samples" / ("iter_" + step_name(r.step));
   fs::create_directories(dir);
   r.ema->store(*r.net);
@@ -110,7 +111,8 @@ nlohmann::json snapshot_samples(Run& r) {
   for (int64_t done = 0; done < n;) {
     const int64_t b = std::min(c.sampling.batch_size, n - done);
     shape[0] = b;
-    auto part = pc_sample(*r.sde, score, shape, torch::TensorOptions().device(r.ctx.device), options).x;
+    auto part =
+        pc_sample(*r.sde, score, shape, torch::TensorOptions().device(r.ctx.device), options).x;
     x = x.defined() ? torch::cat({x, part.cpu()}) : part.cpu();
     done += b;
   }
@@ -120,12 +122,14 @@ nlohmann::json snapshot_samples(Run& r) {
   nlohmann::json quality;
   if (is_image_data(c)) {
     auto images = inverse_scale_data(x, c.data.centered).clamp(0, 1);
-    write_png((dir / "samples.png").string(), image_grid(images.narrow(0, 0, std::min<int64_t>(n, 64))));
+    write_png((dir / "samples.png").string(),
+              image_grid(images.narrow(0, 0, std::min<int64_t>(n, 64))));
   } else {
     const auto q = toy_quality(c, x);
     quality = to_json(q);
     quality["step"] = r.step;
-    write_png((dir / "samples.png").string(), scatter_plot(x, {}, ScatterOptions{}));
+    // EMA samples in blue over held-out data in grey.
+    write_png((dir / "samples.png").string(), scatter_plot(x, toy_held_out(c, n)));
     write_text_atomic(dir / "quality.json", quality.dump(2) + "\n");
     write_text_atomic(r.workdir / "eval" / "quality.json", quality.dump(2) + "\n");
   }
@@ -149,9 +153,9 @@ void save(Run& r) {
 }  // namespace
 
 nlohmann::json to_json(const TrainResult& r) {
-  nlohmann::json j = {{"step", r.step},           {"start_step", r.start_step},
-                      {"images_seen", r.images_seen}, {"loss", r.loss},
-                      {"seconds", r.seconds},     {"checkpoint", r.last_checkpoint}};
+  nlohmann::json j = {
+      {"step", r.step}, {"start_step", r.start_step}, {"images_seen", r.images_seen},
+      {"loss", r.loss}, {"seconds", r.seconds},       {"checkpoint", r.last_checkpoint}};
   if (!r.quality.empty()) j["quality"] = r.quality;
   return j;
 }
@@ -182,7 +186,8 @@ TrainResult Trainer::run() {
   r.net = make_score_net(c);
   r.net->to(r.ctx.device);
   r.net->train();
-  log_info("model ", c.model.name, ": ", count_trainable_parameters(*r.net), " trainable parameters");
+  log_info("model ", c.model.name, ": ", count_trainable_parameters(*r.net),
+           " trainable parameters");
   r.loss = make_loss(c, r.sde);
   r.optimizer = std::make_unique<Optimizer>(r.net->named_parameters(), c.optim);
   r.ema = std::make_unique<Ema>(*r.net, c.model);

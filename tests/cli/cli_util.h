@@ -2,13 +2,14 @@
 // capture its exit code and combined output; fresh temporary directories.
 #pragma once
 
+#include <sys/wait.h>
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 
 namespace scorch::testing {
 

@@ -95,7 +95,8 @@ TEST(TrainCli, StopAndResumeEqualsStraightRun) {
   TempDir straight("cli_straight"), resumed("cli_resumed");
   ASSERT_EQ(run_scorch("train --workdir " + straight.str() + " " + kShort).exit_code, 0);
   // Stop at step 30 (n_iters=30), then resume the same workdir to 60.
-  auto first = run_scorch("train --workdir " + resumed.str() + " " + kShort + " training.n_iters=30");
+  auto first =
+      run_scorch("train --workdir " + resumed.str() + " " + kShort + " training.n_iters=30");
   ASSERT_EQ(first.exit_code, 0) << first.output;
   auto second = run_scorch("train --json --workdir " + resumed.str() + " " + kShort);
   ASSERT_EQ(second.exit_code, 0) << second.output;

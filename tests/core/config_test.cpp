@@ -47,8 +47,9 @@ model:
   ch_mult: [1, 2]
   ema_extra_rates: [0.99, 0.999]
 )";
-  Config c = parse_config(yaml, "test.yaml", {"training.batch_size=32", "optim.lr=1e-3",
-                                              "data.centered=true", "model.ch_mult=[1,2,4]"});
+  Config c = parse_config(
+      yaml, "test.yaml",
+      {"training.batch_size=32", "optim.lr=1e-3", "data.centered=true", "model.ch_mult=[1,2,4]"});
   EXPECT_EQ(c.seed, 7);
   EXPECT_EQ(c.training.sde, "vesde");
   EXPECT_EQ(c.training.batch_size, 32);  // override wins
@@ -84,7 +85,8 @@ TEST(Config, IllTypedValuesNameTheKey) {
 
 TEST(Config, OutOfRangeValues) {
   auto msg = error_of([] { parse_config("", "x", {"training.batch_size=0"}); });
-  EXPECT_NE(msg.find("'training.batch_size' = 0 is out of range; expected in [1, "), std::string::npos)
+  EXPECT_NE(msg.find("'training.batch_size' = 0 is out of range; expected in [1, "),
+            std::string::npos)
       << msg;
   msg = error_of([] { parse_config("", "x", {"model.ema_rate=1.5"}); });
   EXPECT_NE(msg.find("in [0, 1]"), std::string::npos) << msg;
@@ -98,7 +100,8 @@ TEST(Config, CrossKeyChecks) {
   auto msg = error_of([] { parse_config("", "x", {"model.name=ncsnpp"}); });
   EXPECT_NE(msg.find("use model.name=mlp"), std::string::npos) << msg;
   msg = error_of([] {
-    parse_config("", "x", {"data.dataset=synthetic_images", "model.name=ddpm", "data.image_size=30"});
+    parse_config("", "x",
+                 {"data.dataset=synthetic_images", "model.name=ddpm", "data.image_size=30"});
   });
   EXPECT_NE(msg.find("data.image_size"), std::string::npos) << msg;
   msg = error_of([] { parse_config("", "x", {"training.loss=smld"}); });
@@ -111,8 +114,9 @@ TEST(Config, BadOverrideSyntax) {
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
-  Config c = parse_config("", "x", {"optim.lr=0.000123456789", "model.ema_extra_rates=[0.5]",
-                                    "data.path=/tmp/a b", "training.sde=vesde"});
+  Config c = parse_config("", "x",
+                          {"optim.lr=0.000123456789", "model.ema_extra_rates=[0.5]",
+                           "data.path=/tmp/a b", "training.sde=vesde"});
   Config back = parse_config(to_yaml(c), "resolved");
   EXPECT_EQ(to_yaml(back), to_yaml(c));
   EXPECT_DOUBLE_EQ(back.optim.lr, 0.000123456789);

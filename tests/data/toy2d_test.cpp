@@ -14,7 +14,8 @@ namespace scorch {
 namespace {
 
 TEST(Toy2D, SameSeedSamePoints) {
-  for (auto kind : {Toy2D::kSwissRoll, Toy2D::kTwoMoons, Toy2D::kEightGaussians, Toy2D::kCheckerboard}) {
+  for (auto kind :
+       {Toy2D::kSwissRoll, Toy2D::kTwoMoons, Toy2D::kEightGaussians, Toy2D::kCheckerboard}) {
     auto a = sample_toy2d(kind, 100, compat::cpu_generator(5));
     auto b = sample_toy2d(kind, 100, compat::cpu_generator(5));
     auto c = sample_toy2d(kind, 100, compat::cpu_generator(6));
@@ -27,7 +28,8 @@ TEST(Toy2D, SameSeedSamePoints) {
 TEST(Toy2D, EightGaussiansMoments) {
   // Centres 4 u_k / sqrt(2) on a circle of radius 2 sqrt(2); each coordinate has
   // variance (16 * 1/2 + 0.25) / 2 = 4.125 and mean 0.
-  auto x = sample_toy2d(Toy2D::kEightGaussians, 200000, compat::cpu_generator(1)).to(torch::kDouble);
+  auto x =
+      sample_toy2d(Toy2D::kEightGaussians, 200000, compat::cpu_generator(1)).to(torch::kDouble);
   EXPECT_NEAR(x.mean(0)[0].item<double>(), 0, 0.02);
   EXPECT_NEAR(x.mean(0)[1].item<double>(), 0, 0.02);
   EXPECT_NEAR(x.var(0)[0].item<double>(), 4.125, 0.05);
