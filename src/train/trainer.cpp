@@ -177,7 +177,6 @@ TrainResult Trainer::run() {
   const auto& c = r.config;
   const std::string yaml = to_yaml(c);
   log_info("resolved config:\n", yaml);
-  write_text_atomic(r.workdir / "config.yaml", yaml);
 
   r.ctx = make_single_process_context(c);
   log_info("device ", r.ctx.device.str());
@@ -200,6 +199,9 @@ TrainResult Trainer::run() {
     r.last_checkpoint = *latest;
     log_info("resumed from ", *latest, " at step ", r.step);
   }
+  // Written once the checkpoint (if any) has loaded: a config that cannot
+  // resume this workdir leaves the saved one untouched.
+  write_text_atomic(r.workdir / "config.yaml", yaml);
   result.start_step = r.step;
   RunLog run_log((r.workdir / "log.jsonl").string(), r.step);
 

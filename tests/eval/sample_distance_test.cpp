@@ -14,7 +14,7 @@ TEST(SlicedWasserstein, ShiftGivesMeanAbsoluteProjection) {
   // y = x + c: every projection's sorted values shift by <c, theta>, so
   // SW1 = E|<c, theta>| over uniform unit theta in 2-D = |c| * 2/pi.
   auto gen = compat::cpu_generator(1);
-  auto x = compat::randn({4000, 2}, gen, torch::kDouble);
+  auto x = compat::randn({500, 2}, gen, torch::kDouble);  // the identity holds for any set
   auto c = torch::tensor({3.0, 4.0}, torch::kDouble);
   const double sw = sliced_wasserstein(x, x + c, 20000, compat::cpu_generator(2));
   EXPECT_NEAR(sw, 5.0 * 2.0 / M_PI, 0.02);
