@@ -18,6 +18,15 @@ torch::Tensor batch_view(const torch::Tensor& v, const torch::Tensor& like) {
   return v.view(shape);
 }
 
+torch::Tensor vp_log_mean_coeff(const torch::Tensor& t, double beta_min, double beta_max) {
+  return -0.25 * t * t * (beta_max - beta_min) - 0.5 * t * beta_min;
+}
+
+torch::Tensor standard_normal_logp(const torch::Tensor& z) {
+  const double dim = static_cast<double>(z[0].numel());
+  return -0.5 * dim * std::log(2.0 * M_PI) - z.flatten(1).pow(2).sum(1) / 2.0;
+}
+
 torch::Tensor discrete_level(const torch::Tensor& t, int64_t num_scales) {
   // The reference truncates toward zero; for t >= 0 that is floor.
   auto level = (t * static_cast<double>(num_scales - 1)).to(torch::kLong);

@@ -148,4 +148,11 @@ torch::Tensor batch_view(const torch::Tensor& v, const torch::Tensor& like);
 // reference does ((t * (N - 1) / T).long()).
 torch::Tensor discrete_level(const torch::Tensor& t, int64_t num_scales);
 
+// ln m(t) = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2, the log mean
+// coefficient of VP and sub-VP (Song et al. 2021, eq. 33). t [B] -> [B].
+torch::Tensor vp_log_mean_coeff(const torch::Tensor& t, double beta_min, double beta_max);
+
+// log N(z; 0, I) per sample: -(D/2) ln 2 pi - |z|^2 / 2. z [B, ...] -> [B].
+torch::Tensor standard_normal_logp(const torch::Tensor& z);
+
 }  // namespace scorch

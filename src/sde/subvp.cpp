@@ -7,13 +7,6 @@
 
 namespace scorch {
 
-namespace {
-// ln m(t), as for VP (Song et al. 2021, eq. 33).
-torch::Tensor log_mean_coeff(const torch::Tensor& t, double beta_0, double beta_1) {
-  return -0.25 * t * t * (beta_1 - beta_0) - 0.5 * t * beta_0;
-}
-}  // namespace
-
 SubVPSde::SubVPSde(double beta_min, double beta_max, int64_t num_scales)
     : Sde(num_scales), beta_0_(beta_min), beta_1_(beta_max) {
   TORCH_CHECK(num_scales >= 1 && beta_min >= 0.0 && beta_max >= beta_min,
@@ -30,7 +23,7 @@ DriftDiffusion SubVPSde::sde(const torch::Tensor& x, const torch::Tensor& t) con
 
 Marginal SubVPSde::marginal_prob(const torch::Tensor& x, const torch::Tensor& t) const {
   // std = 1 - m^2 (no square root: the variance is (1 - m^2)^2).
-  const auto lmc = log_mean_coeff(t.to(x.scalar_type()), beta_0_, beta_1_);
+  const auto lmc = vp_log_mean_coeff(t.to(x.scalar_type()), beta_0_, beta_1_);
   return {batch_view(torch::exp(lmc), x) * x, -torch::expm1(2.0 * lmc)};
 }
 
@@ -40,8 +33,7 @@ torch::Tensor SubVPSde::prior_sampling(at::IntArrayRef shape,
 }
 
 torch::Tensor SubVPSde::prior_logp(const torch::Tensor& z) const {
-  const double dim = static_cast<double>(z[0].numel());
-  return -0.5 * dim * std::log(2.0 * std::acos(-1.0)) - z.flatten(1).pow(2).sum(1) / 2.0;
+  return standard_normal_logp(z);
 }
 
 }  // namespace scorch

@@ -8,13 +8,6 @@
 
 namespace scorch {
 
-namespace {
-// ln m(t) = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2 (Song et al. 2021, eq. 33).
-torch::Tensor log_mean_coeff(const torch::Tensor& t, double beta_0, double beta_1) {
-  return -0.25 * t * t * (beta_1 - beta_0) - 0.5 * t * beta_0;
-}
-}  // namespace
-
 VPSde::VPSde(double beta_min, double beta_max, int64_t num_scales)
     : Sde(num_scales), beta_0_(beta_min), beta_1_(beta_max) {
   TORCH_CHECK(num_scales >= 1 && beta_min >= 0.0 && beta_max >= beta_min,
@@ -32,7 +25,7 @@ DriftDiffusion VPSde::sde(const torch::Tensor& x, const torch::Tensor& t) const 
 
 Marginal VPSde::marginal_prob(const torch::Tensor& x, const torch::Tensor& t) const {
   // std = sqrt(1 - m^2); expm1 keeps it accurate at small t (same formula).
-  const auto lmc = log_mean_coeff(t.to(x.scalar_type()), beta_0_, beta_1_);
+  const auto lmc = vp_log_mean_coeff(t.to(x.scalar_type()), beta_0_, beta_1_);
   return {batch_view(torch::exp(lmc), x) * x, torch::sqrt(-torch::expm1(2.0 * lmc))};
 }
 
@@ -42,8 +35,7 @@ torch::Tensor VPSde::prior_sampling(at::IntArrayRef shape,
 }
 
 torch::Tensor VPSde::prior_logp(const torch::Tensor& z) const {
-  const double dim = static_cast<double>(z[0].numel());
-  return -0.5 * dim * std::log(2.0 * std::acos(-1.0)) - z.flatten(1).pow(2).sum(1) / 2.0;
+  return standard_normal_logp(z);
 }
 
 DriftDiffusion VPSde::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
