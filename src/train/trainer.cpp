@@ -194,10 +194,18 @@ TrainResult Trainer::run() {
 
   TrainResult result;
   const auto ckpt_dir = (r.workdir / "checkpoints").string();
-  if (auto latest = find_latest_checkpoint(ckpt_dir)) {
+  std::vector<std::string> unreadable;
+  if (auto latest = find_latest_checkpoint(ckpt_dir, &unreadable)) {
+    for (const auto& w : unreadable) log_warning(w);
     restore_state(r, load_checkpoint(*latest), *latest);
     r.last_checkpoint = *latest;
     log_info("resumed from ", *latest, " at step ", r.step);
+  } else if (!unreadable.empty()) {
+    // Checkpoints exist but none loads: starting over would bury them.
+    std::string all;
+    for (const auto& w : unreadable) all += "\n  " + w;
+    fail("no checkpoint in '" + ckpt_dir + "' can be loaded:" + all +
+         "\nmove them aside to train from scratch, or restore a good copy");
   }
   // Written once the checkpoint (if any) has loaded: a config that cannot
   // resume this workdir leaves the saved one untouched.

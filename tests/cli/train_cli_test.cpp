@@ -108,3 +108,33 @@ TEST(TrainCli, StopAndResumeEqualsStraightRun) {
 
 }  // namespace
 }  // namespace scorch::testing
+
+namespace scorch::testing {
+namespace {
+
+TEST(TrainCli, UnreadableCheckpointsAreNotBuried) {
+  TempDir dir("cli_corrupt");
+  ASSERT_EQ(run_scorch("train --workdir " + dir.str() + " " + kShort).exit_code, 0);
+  // Truncate every checkpoint: the run must stop with exit 2, not start over.
+  for (const auto& e : fs::directory_iterator(dir.path / "checkpoints"))
+    fs::resize_file(e.path(), fs::file_size(e.path()) / 2);
+  auto r = run_scorch("train --workdir " + dir.str() + " training.n_iters=90");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("no checkpoint in"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoint_00000060.pt"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.path / "checkpoints" / "checkpoint_00000090.pt"));
+}
+
+TEST(TrainCli, TruncatedNewestCheckpointFallsBack) {
+  TempDir dir("cli_fallback");
+  ASSERT_EQ(run_scorch("train --workdir " + dir.str() + " " + kShort).exit_code, 0);
+  const auto newest = dir.path / "checkpoints" / "checkpoint_00000060.pt";
+  fs::resize_file(newest, fs::file_size(newest) / 2);
+  auto r = run_scorch("train --json --workdir " + dir.str());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.stdout_only)["start_step"], 30);
+  EXPECT_NE(r.output.find("checkpoint_00000060.pt"), std::string::npos) << "warned: " << r.output;
+}
+
+}  // namespace
+}  // namespace scorch::testing
