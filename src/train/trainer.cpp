@@ -227,12 +227,26 @@ TrainResult Trainer::run() {
     auto x = batch.x.to(r.ctx.device);
     if (images) x = scale_data(x, c.data.centered);
     torch::Tensor labels;
-    if (c.data.num_classes > 0 && batch.labels.defined()) labels = batch.labels.to(r.ctx.device);
+    if (c.data.num_classes > 0) {
+      SCORCH_CHECK(batch.labels.defined(), "data.num_classes=", c.data.num_classes,
+                   " asks for class conditioning but data.dataset '", c.data.dataset,
+                   "' has no labels; set data.num_classes=0");
+      labels = batch.labels.to(r.ctx.device);
+      SCORCH_CHECK(labels.max().item<int64_t>() < c.data.num_classes,
+                   "data.num_classes=", c.data.num_classes, " but the data has label ",
+                   labels.max().item<int64_t>());
+      // Label dropout for classifier-free guidance: index num_classes is the null class.
+      if (c.model.class_dropout > 0)
+        labels =
+            torch::where(torch::rand({labels.size(0)}, labels.device()) < c.model.class_dropout,
+                         torch::full_like(labels, c.data.num_classes), labels);
+    }
 
     r.optimizer->zero_grad();
     LossOutput out = (*r.loss)(*r.net, x, labels);
-    SCORCH_CHECK(std::isfinite(out.loss.item<double>()), "loss is not finite at step ", r.step,
-                 " (", out.loss.item<double>(), "); lower optim.lr or check the data");
+    const double loss_value = out.loss.item<double>();
+    SCORCH_CHECK(std::isfinite(loss_value), "loss is not finite at step ", r.step, " (", loss_value,
+                 "); lower optim.lr or check the data");
     out.loss.backward();
     const double grad_norm = r.optimizer->step(r.step);
     r.step += 1;
@@ -240,7 +254,7 @@ TrainResult Trainer::run() {
     r.images_seen += t.batch_size;
 
     quartiles.add(out);
-    loss_sum += out.loss.item<double>();
+    loss_sum += loss_value;
     grad_norm_sum += grad_norm;
     interval_steps += 1;
     interval_images += t.batch_size;
@@ -275,6 +289,14 @@ TrainResult Trainer::run() {
     }
   }
 
+  if (quality.empty() && fs::exists(r.workdir / "eval" / "quality.json"))  // finished earlier
+    quality = nlohmann::json::parse(std::ifstream(r.workdir / "eval" / "quality.json"));
+  if (!quality.empty())
+    log_info("quality at step ", quality["step"].get<int64_t>(),
+             ": sliced Wasserstein distance of EMA samples to held-out data ",
+             quality["swd"].get<double>(), " (floor: data vs data ",
+             quality["swd_floor"].get<double>(), "; moment-matched Gaussian ",
+             quality["swd_gaussian"].get<double>(), "; lower is better)");
   result.step = r.step;
   result.images_seen = r.images_seen;
   result.last_checkpoint = r.last_checkpoint;

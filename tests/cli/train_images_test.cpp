@@ -39,9 +39,11 @@ TEST(TrainImages, NcsnppVeContinuous) {
   train_and_check("configs/ve/cifar10_ncsnpp_continuous.yaml", "model.nf=16 model.num_scales=10");
 }
 
+// Class-conditional, with label dropout to the null class.
 TEST(TrainImages, DdpmppSubVpContinuous) {
   train_and_check("configs/subvp/cifar10_ddpmpp_continuous.yaml",
-                  "model.nf=16 model.num_scales=50 sampling.num_steps=10");
+                  "model.nf=16 model.num_scales=50 sampling.num_steps=10 data.num_classes=4 "
+                  "model.class_dropout=0.2");
 }
 
 TEST(TrainImages, DdpmVpDiscrete) {
