@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "losses/losses.h"
 #include "nn/analytic.h"
+#include "testing/recording_net.h"
 
 namespace scorch {
 namespace {
@@ -125,17 +126,7 @@ TEST(DsmLoss, LikelihoodWeightingMatchesClosedFormVe) {
                    "VE DSM, likelihood weighting");
 }
 
-// Returns 2 x + 1 and remembers what it was fed.
-class RecordingNet : public ScoreNetImpl {
- public:
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& time_cond,
-                        const torch::Tensor& class_labels) override {
-    last_time_cond = time_cond;
-    last_labels = class_labels;
-    return 2.0 * x + 1.0;
-  }
-  torch::Tensor last_time_cond, last_labels;
-};
+using testing::RecordingNet;
 
 TEST(SmldLoss, ExactScoreMatchesFiniteSumOverLevels) {
   torch::manual_seed(4);

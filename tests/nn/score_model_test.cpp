@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nn/analytic.h"
+#include "testing/recording_net.h"
 
 namespace scorch {
 namespace {
@@ -22,17 +23,7 @@ double vp_mean_coeff(double t) {
   return std::exp(-0.25 * t * t * (kBeta1 - kBeta0) - 0.5 * t * kBeta0);
 }
 
-// Returns 2 x + 1 and remembers what it was fed.
-class RecordingNet : public ScoreNetImpl {
- public:
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& time_cond,
-                        const torch::Tensor& class_labels) override {
-    last_time_cond = time_cond;
-    last_labels = class_labels;
-    return 2.0 * x + 1.0;
-  }
-  torch::Tensor last_time_cond, last_labels;
-};
+using testing::RecordingNet;
 
 double alpha_bar(int64_t i, int64_t n) {
   double abar = 1.0;
