@@ -133,7 +133,6 @@ nlohmann::json snapshot_samples(Run& r) {
     write_text_atomic(dir / "quality.json", quality.dump(2) + "\n");
     write_text_atomic(r.workdir / "eval" / "quality.json", quality.dump(2) + "\n");
   }
-  torch::save(x, (dir / "samples.pt").string());
   log_info("snapshot at step ", r.step, ": ", dir.string(),
            quality.empty() ? "" : " swd=" + std::to_string(quality["swd"].get<double>()));
   return quality;
