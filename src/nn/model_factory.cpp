@@ -79,12 +79,15 @@ MLPOptions mlp_options(const Config& config) {
       .scale_by_sigma(config.model.scale_by_sigma);
 }
 
-DDPMOptions ddpm_options(const Config& config) {
+namespace {
+// The options DDPM and NCSN++ share (same TORCH_ARG names in both).
+template <typename Options>
+Options unet_options(const Config& config) {
   const auto& m = config.model;
   SCORCH_CHECK(m.conv_size == 3, "model.conv_size ", m.conv_size,
                " is not supported: the U-Nets use 3x3 convolutions (set 3)");
-  return DDPMOptions()
-      .image_size(config.data.image_size)
+  Options o;
+  o.image_size(config.data.image_size)
       .num_channels(config.data.num_channels)
       .centered(config.data.centered)
       .num_classes(config.data.num_classes)
@@ -100,28 +103,19 @@ DDPMOptions ddpm_options(const Config& config) {
       .sigma_min(m.sigma_min)
       .sigma_max(m.sigma_max)
       .num_scales(m.num_scales);
+  return o;
 }
+}  // namespace
+
+DDPMOptions ddpm_options(const Config& config) { return unet_options<DDPMOptions>(config); }
 
 NCSNppOptions ncsnpp_options(const Config& config) {
   const auto& m = config.model;
-  SCORCH_CHECK(m.conv_size == 3, "model.conv_size ", m.conv_size,
-               " is not supported: the U-Nets use 3x3 convolutions (set 3)");
   const auto embedding = parse_embedding_type(m.embedding_type);
   SCORCH_CHECK(embedding != EmbeddingType::kFourier || config.training.continuous,
                "model.embedding_type=fourier needs training.continuous=true (Fourier features "
                "embed sigma; discrete training feeds level indices)");
-  return NCSNppOptions()
-      .image_size(config.data.image_size)
-      .num_channels(config.data.num_channels)
-      .centered(config.data.centered)
-      .num_classes(config.data.num_classes)
-      .nf(m.nf)
-      .ch_mult(m.ch_mult)
-      .num_res_blocks(m.num_res_blocks)
-      .attn_resolutions(m.attn_resolutions)
-      .dropout(m.dropout)
-      .resamp_with_conv(m.resamp_with_conv)
-      .conditional(m.conditional)
+  return unet_options<NCSNppOptions>(config)
       .fir(m.fir)
       .fir_kernel(m.fir_kernel)
       .skip_rescale(m.skip_rescale)
@@ -131,12 +125,7 @@ NCSNppOptions ncsnpp_options(const Config& config) {
       .progressive_combine(parse_combine_method(m.progressive_combine))
       .init_scale(m.init_scale)
       .embedding_type(embedding)
-      .fourier_scale(m.fourier_scale)
-      .nonlinearity(parse_activation(m.nonlinearity))
-      .scale_by_sigma(m.scale_by_sigma)
-      .sigma_min(m.sigma_min)
-      .sigma_max(m.sigma_max)
-      .num_scales(m.num_scales);
+      .fourier_scale(m.fourier_scale);
 }
 
 ScoreNet make_score_net(const Config& config) {

@@ -40,26 +40,29 @@ DriftDiffusion Sde::discretize(const torch::Tensor& x, const torch::Tensor& t) c
   return {dd.drift * dt, dd.diffusion * std::sqrt(dt)};
 }
 
+namespace {
+// The reverse of a forward (drift, diffusion) pair: drift - g^2 s (halved
+// for the probability flow, which also has no noise).
+DriftDiffusion reverse_of(const DriftDiffusion& forward, const ScoreFn& score,
+                          const torch::Tensor& x, const torch::Tensor& t, bool probability_flow) {
+  const double weight = probability_flow ? 0.5 : 1.0;
+  auto g2 = batch_view(forward.diffusion * forward.diffusion, x);
+  auto drift = forward.drift - g2 * score(x, t) * weight;
+  auto diffusion = probability_flow ? torch::zeros_like(forward.diffusion) : forward.diffusion;
+  return {drift, diffusion};
+}
+}  // namespace
+
 DriftDiffusion Sde::reverse_sde(const ScoreFn& score, const torch::Tensor& x,
                                 const torch::Tensor& t, bool probability_flow) const {
-  // dx = [f - g^2 s] dt + g dw-bar; the probability flow halves the score term
-  // and has no noise.
-  auto dd = sde(x, t);
-  const double weight = probability_flow ? 0.5 : 1.0;
-  auto g2 = batch_view(dd.diffusion * dd.diffusion, x);
-  auto drift = dd.drift - g2 * score(x, t) * weight;
-  auto diffusion = probability_flow ? torch::zeros_like(dd.diffusion) : dd.diffusion;
-  return {drift, diffusion};
+  // dx = [f - g^2 s] dt + g dw-bar.
+  return reverse_of(sde(x, t), score, x, t, probability_flow);
 }
 
 DriftDiffusion Sde::reverse_discretize(const ScoreFn& score, const torch::Tensor& x,
                                        const torch::Tensor& t, bool probability_flow) const {
-  auto fg = discretize(x, t);
-  const double weight = probability_flow ? 0.5 : 1.0;
-  auto G2 = batch_view(fg.diffusion * fg.diffusion, x);
-  auto rev_f = fg.drift - G2 * score(x, t) * weight;
-  auto rev_G = probability_flow ? torch::zeros_like(fg.diffusion) : fg.diffusion;
-  return {rev_f, rev_G};
+  // rev_f = f - G^2 s, rev_G = G.
+  return reverse_of(discretize(x, t), score, x, t, probability_flow);
 }
 
 std::shared_ptr<Sde> make_sde(const Config& config) {
