@@ -40,8 +40,8 @@ std::unique_ptr<Communicator> make_local_communicator() {
   return std::make_unique<LocalCommunicator>();
 }
 
-std::unique_ptr<Communicator> make_communicator(const DistContext& ctx) {
-  if (ctx.world_size > 1 || launched_by_mpi()) return make_mpi_communicator();
+std::unique_ptr<Communicator> make_communicator(const DistContext& ctx, double timeout_s) {
+  if (ctx.world_size > 1 || launched_by_mpi()) return make_mpi_communicator(timeout_s);
   return make_local_communicator();
 }
 

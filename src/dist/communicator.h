@@ -7,7 +7,8 @@
 //   comm->all_reduce_mean(grad);      // every rank now holds the mean
 //   comm->broadcast(param, /*root=*/0);
 //
-// Every rank must call the same collectives in the same order (as with MPI).
+// Every rank must call the same collectives in the same order (as with MPI);
+// a rank whose peers never join a collective ends the job after a timeout.
 // Not thread-safe: one thread per communicator.
 #pragma once
 
@@ -47,13 +48,19 @@ class Communicator {
   // Every rank's `t` [n, ...] concatenated in rank order: [size * n, ...].
   virtual torch::Tensor all_gather(const torch::Tensor& t) = 0;
   virtual void barrier() = 0;
+  // Lets the async collectives in flight advance, without blocking. Open MPI's
+  // nonblocking collectives move only inside MPI calls, so code that computes
+  // while they run (GradSync's gradient hooks) calls this now and then.
+  // Default: nothing to do.
+  virtual void progress() {}
 };
 
 // World size 1.
 std::unique_ptr<Communicator> make_local_communicator();
 
 // The communicator for `ctx`: MPI when the job was launched with more than one
-// rank, else local.
-std::unique_ptr<Communicator> make_communicator(const DistContext& ctx);
+// rank, else local. `timeout_s` (dist.timeout_s) bounds every MPI collective's
+// wait; past it the job is aborted (see make_mpi_communicator).
+std::unique_ptr<Communicator> make_communicator(const DistContext& ctx, double timeout_s = 600);
 
 }  // namespace scorch

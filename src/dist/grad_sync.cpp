@@ -70,6 +70,9 @@ void GradSync::on_grad(int64_t i, const torch::Tensor& grad) {
   b.buffer.narrow(0, s.offset, s.param.numel()).copy_(grad.detach().reshape({-1}));
   s.ready = true;
   if (--b.pending == 0) launch_ready();
+  // Buckets already started advance only inside MPI calls: give them one
+  // between every two gradients, so they run while backward goes on.
+  comm_.progress();
 }
 
 void GradSync::launch_ready() {

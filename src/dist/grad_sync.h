@@ -5,6 +5,8 @@
 // its gradient into its bucket; when a bucket is complete, and every bucket
 // before it has started, its all-reduce starts, while backward goes on. So
 // buckets start in index order on every rank, which collectives require.
+// Every hook also calls Communicator::progress, so the all-reduces in flight
+// advance during backward (MPI moves them only inside MPI calls).
 // finish() starts what is left (a parameter that got no gradient contributes
 // zeros), waits, and writes the mean gradient into each parameter's .grad.
 //

@@ -1,11 +1,19 @@
 // MPI runtime, context and CPU communicator (see mpi.h). Every MPI call goes
-// through SCORCH_MPI_CHECK, which names the call and MPI's error string.
+// through SCORCH_MPI_CHECK, which names the call and MPI's error string. Every
+// collective is the nonblocking variant waited on with a deadline
+// (wait_with_deadline), so a dead or stalled peer ends the job instead of
+// hanging it.
 #include "dist/mpi.h"
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -64,18 +72,65 @@ void check_cpu_contiguous(const torch::Tensor& t, const char* what) {
   TORCH_CHECK(t.is_contiguous(), what, ": tensor must be contiguous");
 }
 
+// Waits for `request` by polling MPI_Test (which also drives Open MPI's
+// progress engine): a short spin for the common case of a collective that is
+// nearly done, then sleeps doubling from 1 us to kMaxSleep, so a rank that
+// waits long for a slow peer does not burn a core. Past `timeout_s` of waiting
+// it names the rank and the collective on stderr and aborts the whole job:
+// a collective that never completes means a peer died or stalled, and no
+// rank can recover from that alone.
+constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kMaxSleep = std::chrono::microseconds(1000);
+
+void wait_with_deadline(MPI_Request* request, const char* what, int rank, double timeout_s) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto sleep = std::chrono::microseconds(1);
+  for (;;) {
+    int done = 0;
+    SCORCH_MPI_CHECK(MPI_Test(request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    const auto waited = Clock::now() - t0;
+    const double waited_s = std::chrono::duration<double>(waited).count();
+    if (waited_s > timeout_s) {
+      std::fprintf(stderr,
+                   "error: rank %d: %s did not complete within %g s (waited %.1f s; "
+                   "dist.timeout_s = %g); another rank has probably died or stalled, "
+                   "ending the job\n",
+                   rank, what, timeout_s, waited_s, timeout_s);
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+      std::abort();  // MPI_Abort does not return; this is for the compiler
+    }
+    if (waited < kSpin) continue;
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(sleep * 2, kMaxSleep);
+  }
+}
+
+class MpiCommunicator;
+
+// An MPI_Iallreduce in flight. While it is, its communicator lists it, so
+// progress() can test it.
 class MpiWork : public Work {
  public:
+  MpiWork(MpiCommunicator* owner, int rank, double timeout_s);
+  ~MpiWork() override;
+  void wait() override;
+  void test();  // one MPI_Test: advances the collective, never blocks
+  void detach() { owner_ = nullptr; }  // its communicator is going away
   MPI_Request request = MPI_REQUEST_NULL;
-  ~MpiWork() override {
-    if (request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
-  }
-  void wait() override { SCORCH_MPI_CHECK(MPI_Wait(&request, MPI_STATUS_IGNORE)); }
+
+ private:
+  MpiCommunicator* owner_;  // not owned; null once detached
+  int rank_;
+  double timeout_s_;
 };
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator() {
+  explicit MpiCommunicator(double timeout_s) : timeout_s_(timeout_s) {
+    TORCH_CHECK(timeout_s > 0, "dist.timeout_s must be positive, got ", timeout_s);
     ensure_initialized();
     SCORCH_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
@@ -83,6 +138,7 @@ class MpiCommunicator : public Communicator {
     MPI_Comm_size(comm_, &size_);
   }
   ~MpiCommunicator() override {
+    for (auto* work : live_) work->detach();
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Comm_free(&comm_);
@@ -99,20 +155,24 @@ class MpiCommunicator : public Communicator {
       t.copy_(wide);
       return;
     }
-    SCORCH_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()),
-                                   mpi_type(t.scalar_type()), MPI_SUM, comm_));
+    MPI_Request request;
+    SCORCH_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()),
+                                    mpi_type(t.scalar_type()), MPI_SUM, comm_, &request));
+    wait_with_deadline(&request, "all_reduce_sum", rank_, timeout_s_);
   }
   std::unique_ptr<Work> all_reduce_sum_async(torch::Tensor& t) override {
     check_cpu_contiguous(t, "all_reduce_sum_async");
-    auto work = std::make_unique<MpiWork>();
+    auto work = std::make_unique<MpiWork>(this, rank_, timeout_s_);
     SCORCH_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()),
                                     mpi_type(t.scalar_type()), MPI_SUM, comm_, &work->request));
     return work;
   }
   void broadcast(torch::Tensor& t, int root) override {
     check_cpu_contiguous(t, "broadcast");
-    SCORCH_MPI_CHECK(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel() * t.element_size()),
-                               MPI_BYTE, root, comm_));
+    MPI_Request request;
+    SCORCH_MPI_CHECK(MPI_Ibcast(t.data_ptr(), static_cast<int>(t.numel() * t.element_size()),
+                                MPI_BYTE, root, comm_, &request));
+    wait_with_deadline(&request, "broadcast", rank_, timeout_s_);
   }
   torch::Tensor all_gather(const torch::Tensor& t) override {
     check_cpu_contiguous(t, "all_gather");
@@ -121,16 +181,55 @@ class MpiCommunicator : public Communicator {
     shape[0] *= size_;
     auto out = torch::empty(shape, t.options());
     const int bytes = static_cast<int>(t.numel() * t.element_size());
-    SCORCH_MPI_CHECK(
-        MPI_Allgather(t.data_ptr(), bytes, MPI_BYTE, out.data_ptr(), bytes, MPI_BYTE, comm_));
+    MPI_Request request;
+    SCORCH_MPI_CHECK(MPI_Iallgather(t.data_ptr(), bytes, MPI_BYTE, out.data_ptr(), bytes,
+                                    MPI_BYTE, comm_, &request));
+    wait_with_deadline(&request, "all_gather", rank_, timeout_s_);
     return out;
   }
-  void barrier() override { SCORCH_MPI_CHECK(MPI_Barrier(comm_)); }
+  void barrier() override {
+    MPI_Request request;
+    SCORCH_MPI_CHECK(MPI_Ibarrier(comm_, &request));
+    wait_with_deadline(&request, "barrier", rank_, timeout_s_);
+  }
+  void progress() override {
+    for (auto* work : live_) work->test();
+  }
+
+  // MpiWork's bookkeeping: it is live from construction to destruction.
+  void add_live(MpiWork* work) { live_.push_back(work); }
+  void remove_live(MpiWork* work) { live_.erase(std::find(live_.begin(), live_.end(), work)); }
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
+  double timeout_s_;
+  std::vector<MpiWork*> live_;  // not owned
 };
+
+MpiWork::MpiWork(MpiCommunicator* owner, int rank, double timeout_s)
+    : owner_(owner), rank_(rank), timeout_s_(timeout_s) {
+  owner_->add_live(this);
+}
+
+MpiWork::~MpiWork() {
+  // The buffer must not be released under a running collective. (An MPI error
+  // here cannot be thrown from a destructor; the request is then lost anyway.)
+  try {
+    if (request != MPI_REQUEST_NULL)
+      wait_with_deadline(&request, "all_reduce_sum_async", rank_, timeout_s_);
+  } catch (const c10::Error&) {
+  }
+  if (owner_) owner_->remove_live(this);
+}
+
+void MpiWork::wait() { wait_with_deadline(&request, "all_reduce_sum_async", rank_, timeout_s_); }
+
+void MpiWork::test() {
+  if (request == MPI_REQUEST_NULL) return;
+  int done = 0;
+  SCORCH_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+}
 
 }  // namespace
 
@@ -158,8 +257,8 @@ DistContext make_mpi_context(const Config& config) {
   return ctx;
 }
 
-std::unique_ptr<Communicator> make_mpi_communicator() {
-  return std::make_unique<MpiCommunicator>();
+std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s) {
+  return std::make_unique<MpiCommunicator>(timeout_s);
 }
 
 }  // namespace scorch

@@ -19,7 +19,12 @@ bool launched_by_mpi();
 // REQUIRES: launched_by_mpi().
 DistContext make_mpi_context(const Config& config);
 
-// A duplicate of MPI_COMM_WORLD. REQUIRES: launched_by_mpi().
-std::unique_ptr<Communicator> make_mpi_communicator();
+// A duplicate of MPI_COMM_WORLD. Every collective (and Work::wait) that has
+// waited `timeout_s` seconds without completing prints the rank and the
+// collective to stderr and calls MPI_Abort on MPI_COMM_WORLD, which ends the
+// whole job: its peer has died or stalled (dist.timeout_s). The clock starts
+// when the wait starts (for async work: at wait(), not at launch).
+// REQUIRES: launched_by_mpi(), timeout_s > 0.
+std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s = 600);
 
 }  // namespace scorch

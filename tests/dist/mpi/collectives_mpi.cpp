@@ -3,8 +3,10 @@
 // its rank r and the world size W.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <numeric>
+#include <thread>
 
 #include "core/config.h"
 #include "dist/communicator.h"
@@ -66,6 +68,25 @@ TEST_F(Mpi, AllGatherInRankOrder) {
   for (int q = 0; q < ctx.world_size; ++q)
     EXPECT_TRUE(torch::equal(all.narrow(0, 2 * q, 2), torch::full({2, 3}, q, torch::kLong)));
   comm->barrier();
+}
+
+// Rank 0 joins 0.3 s late: the others wait past their spin into the sleeping
+// backoff (well within the timeout) and still get the sum; progress() never
+// blocks, and a Work dropped without wait() completes in its destructor.
+TEST_F(Mpi, ALateRankWithinTheTimeoutIsWaitedFor) {
+  const int r = ctx.rank, w = ctx.world_size;
+  auto late = make_mpi_communicator(/*timeout_s=*/30);
+  if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto t = torch::full({1000}, static_cast<float>(r + 1));
+  auto work = late->all_reduce_sum_async(t);
+  late->progress();
+  work->wait();
+  EXPECT_TRUE(torch::equal(t, torch::full({1000}, w * (w + 1) / 2.0f)));
+  late->barrier();
+  auto u = torch::ones({10});
+  late->all_reduce_sum_async(u);  // dropped at once
+  EXPECT_TRUE(torch::equal(u, torch::full({10}, static_cast<float>(w))));
+  late->progress();  // nothing in flight
 }
 
 TEST_F(Mpi, NonCpuOrNonContiguousIsRejected) {
