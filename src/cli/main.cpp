@@ -32,6 +32,12 @@ int main(int argc, char** argv) {
   } catch (const scorch::Error& e) {
     std::cerr << "scorch: error: " << e.what() << "\n";
     return scorch::kExitBadInput;
+  } catch (const scorch::Preempted& e) {
+    std::cerr << "scorch: " << e.what() << "\n";
+    return scorch::kExitPreempted;
+  } catch (const scorch::RunFailure& e) {
+    std::cerr << "scorch: error: " << e.what() << "\n";
+    return scorch::kExitFailure;
   } catch (const std::exception& e) {
     std::cerr << "scorch: internal error: " << e.what() << "\n";
     return scorch::kExitFailure;

@@ -33,7 +33,7 @@ void add_train_command(CLI::App& app, std::function<int()>& run) {
       Config config = resolve_config(args->config, args->workdir, args->overrides);
       Trainer trainer(config, args->workdir);
       const TrainResult result = trainer.run();
-      if (args->json) std::cout << to_json(result).dump() << std::endl;
+      if (args->json && result.rank == 0) std::cout << to_json(result).dump() << std::endl;
       return kExitOk;
     };
   });

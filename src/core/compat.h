@@ -3,6 +3,7 @@
 // testing TORCH_VERSION_* itself.
 #pragma once
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -29,6 +30,37 @@ inline torch::Tensor randint(int64_t low, int64_t high, at::IntArrayRef shape, a
 // A CPU generator seeded with `seed`.
 inline at::Generator cpu_generator(uint64_t seed) {
   return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+// Autocast state of one device type (CPU or CUDA): the per-device API of
+// LibTorch >= 2.4, the older CPU/GPU-named functions before.
+struct AutocastState {
+  bool enabled = false;
+  torch::ScalarType dtype = torch::kFloat;
+};
+
+inline AutocastState get_autocast(torch::DeviceType type) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return {at::autocast::is_autocast_enabled(type), at::autocast::get_autocast_dtype(type)};
+#else
+  if (type == torch::kCPU) return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
+  return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+#endif
+}
+
+inline void set_autocast(torch::DeviceType type, const AutocastState& state) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(type, state.dtype);
+  at::autocast::set_autocast_enabled(type, state.enabled);
+#else
+  if (type == torch::kCPU) {
+    at::autocast::set_autocast_cpu_dtype(state.dtype);
+    at::autocast::set_cpu_enabled(state.enabled);
+  } else {
+    at::autocast::set_autocast_gpu_dtype(state.dtype);
+    at::autocast::set_enabled(state.enabled);
+  }
+#endif
 }
 
 }  // namespace scorch::compat

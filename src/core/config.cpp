@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -217,6 +218,12 @@ const std::vector<Field>& fields() {
         "newest checkpoints kept", 1);
     t.i("training.keep_every", &C::training, &TrainingConfig::keep_every,
         "also keep checkpoints whose step is a multiple of this; 0 = none", 0);
+    t.i("training.grad_accum", &C::training, &TrainingConfig::grad_accum,
+        "micro-batches per rank per step (batch_size = per-rank micro-batch x ranks x this)", 1,
+        1 << 20);
+    t.i("training.nonfinite_patience", &C::training, &TrainingConfig::nonfinite_patience,
+        "non-finite steps in a row that are skipped before training stops; 0 = stop at the first",
+        0);
 
     t.s("optim.optimizer", &C::optim, &OptimConfig::optimizer, "Adam | AdamW", {"Adam", "AdamW"});
     t.d("optim.lr", &C::optim, &OptimConfig::lr, "learning rate after warm-up", 0);
@@ -275,7 +282,28 @@ const std::vector<Field>& fields() {
     t.s("dist.backend", &C::dist, &DistConfig::backend, "auto | nccl | mpi | local",
         {"auto", "nccl", "mpi", "local"});
     t.d("dist.bucket_mb", &C::dist, &DistConfig::bucket_mb, "gradient bucket size in MB", 0.001);
-    t.d("dist.timeout_s", &C::dist, &DistConfig::timeout_s, "collective timeout in seconds", 1);
+    t.d("dist.timeout_s", &C::dist, &DistConfig::timeout_s,
+        "seconds a collective may wait for the other ranks before the job is ended", 1);
+    t.i("dist.check_every", &C::dist, &DistConfig::check_every,
+        "steps between checks that all ranks hold the same parameters; 0 = off", 0);
+
+    t.s("precision.dtype", &C::precision, &PrecisionConfig::dtype,
+        "fp32 | bf16 | fp16 (autocast; weights, optimizer and EMA stay float32)",
+        {"fp32", "bf16", "fp16"});
+    t.d("precision.initial_scale", &C::precision, &PrecisionConfig::initial_scale,
+        "fp16: initial dynamic loss scale", 1e-30);
+    t.i("precision.growth_interval", &C::precision, &PrecisionConfig::growth_interval,
+        "fp16: finite steps in a row before the scale grows", 1);
+    t.d("precision.growth_factor", &C::precision, &PrecisionConfig::growth_factor,
+        "fp16: scale multiplier after growth_interval finite steps", 1);
+    t.d("precision.backoff_factor", &C::precision, &PrecisionConfig::backoff_factor,
+        "fp16: scale multiplier on overflow (the step is skipped)", 1e-6, 0.999999);
+
+    t.s("preemption.signals", &C::preemption, &PreemptionConfig::signals,
+        "signals that stop training with a snapshot and exit 75 (comma-separated, e.g. "
+        "SIGUSR2,SIGTERM; empty: none)");
+    t.d("preemption.grace_s", &C::preemption, &PreemptionConfig::grace_s,
+        "seconds after the first signal before giving up on the snapshot; 0 = no limit", 0);
 
     t.b("monitor.enabled", &C::monitor, &MonitorConfig::enabled, "serve Prometheus metrics");
     t.s("monitor.bind", &C::monitor, &MonitorConfig::bind, "metrics bind address");
@@ -577,6 +605,7 @@ void validate(const Config& c) {
                  ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
   }
   const auto& t = c.training;
+  preemption_signal_numbers(c);  // throws on an unknown name
   if (t.loss == "smld")
     SCORCH_CHECK(t.sde == "vesde", "training.loss=smld needs training.sde=vesde, got ", t.sde);
   if (t.loss == "ddpm")
@@ -636,6 +665,29 @@ double sampling_eps(const Config& c) {
 
 int64_t sampling_steps(const Config& c) {
   return c.sampling.num_steps > 0 ? c.sampling.num_steps : c.model.num_scales;
+}
+
+std::vector<int> preemption_signal_numbers(const Config& c) {
+  static const std::map<std::string, int> kSignals = {
+      {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},
+      {"SIGHUP", SIGHUP},   {"SIGQUIT", SIGQUIT}, {"SIGXCPU", SIGXCPU}};
+  std::vector<int> out;
+  std::stringstream list(c.preemption.signals);
+  std::string name;
+  while (std::getline(list, name, ',')) {
+    name.erase(0, name.find_first_not_of(" \t"));
+    name.erase(name.find_last_not_of(" \t") + 1);
+    if (name.empty()) continue;
+    std::string upper = name;
+    std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+    if (upper.rfind("SIG", 0) != 0) upper = "SIG" + upper;
+    const auto it = kSignals.find(upper);
+    SCORCH_CHECK(it != kSignals.end(), "preemption.signals: unknown signal '", name,
+                 "'; use a comma-separated list of SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP, "
+                 "SIGQUIT, SIGXCPU");
+    out.push_back(it->second);
+  }
+  return out;
 }
 
 bool is_toy_data(const Config& c) {

@@ -87,6 +87,8 @@ struct TrainingConfig {
   int64_t snapshot_num_samples = 0;  // 0: sampling.batch_size
   int64_t keep_checkpoints = 3;      // newest K kept
   int64_t keep_every = 0;            // every M-th step also kept; 0 = none
+  int64_t grad_accum = 1;            // micro-batches per rank per step
+  int64_t nonfinite_patience = 20;   // non-finite steps in a row skipped before stopping
 };
 
 struct OptimConfig {
@@ -134,6 +136,20 @@ struct DistConfig {
   std::string backend = "auto";  // auto | nccl | mpi | local
   double bucket_mb = 25.0;
   double timeout_s = 600.0;
+  int64_t check_every = 0;  // steps between parameter-agreement checks; 0 = off
+};
+
+struct PrecisionConfig {
+  std::string dtype = "fp32";            // fp32 | bf16 | fp16 (autocast)
+  double initial_scale = 1048576.0;      // fp16: dynamic loss scale at start (2^20)
+  int64_t growth_interval = 1000;        // fp16: finite steps before the scale grows
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;           // fp16: scale multiplier on overflow
+};
+
+struct PreemptionConfig {
+  std::string signals = "SIGUSR2,SIGTERM";  // comma-separated; "" = none
+  double grace_s = 0.0;  // seconds from the first signal to give up on the snapshot; 0 = none
 };
 
 struct MonitorConfig {
@@ -151,6 +167,8 @@ struct Config {
   SamplingConfig sampling;
   EvalConfig eval;
   DistConfig dist;
+  PrecisionConfig precision;
+  PreemptionConfig preemption;
   MonitorConfig monitor;
 };
 
@@ -181,5 +199,8 @@ double sampling_eps(const Config& config);     // sampling.eps or the SDE defaul
 int64_t sampling_steps(const Config& config);  // sampling.num_steps or num_scales
 bool is_toy_data(const Config& config);       // a built-in 2-D set (swiss_roll, ...)
 bool is_image_data(const Config& config);      // false for toy sets and hdf5 with model.name=mlp
+// preemption.signals as signal numbers ("SIGUSR2" or "USR2", any case);
+// throws scorch::Error naming an unknown one.
+std::vector<int> preemption_signal_numbers(const Config& config);
 
 }  // namespace scorch

@@ -24,6 +24,20 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// Training stopped on a preemption signal after a complete snapshot: main()
+// maps it to kExitPreempted.
+class Preempted : public std::runtime_error {
+ public:
+  explicit Preempted(const std::string& what) : std::runtime_error(what) {}
+};
+
+// A run that cannot go on through no fault of its input (e.g. training
+// diverged): main() prints the message and maps it to kExitFailure.
+class RunFailure : public std::runtime_error {
+ public:
+  explicit RunFailure(const std::string& what) : std::runtime_error(what) {}
+};
+
 // Throws scorch::Error with `message`. Every user-facing check ends here.
 [[noreturn]] void fail(const std::string& message);
 

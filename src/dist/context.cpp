@@ -1,8 +1,13 @@
 // Single-process context and device choice (see context.h).
 #include "dist/context.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
 #include "core/config.h"
 #include "core/error.h"
+#include "dist/mpi.h"
 
 namespace scorch {
 
@@ -18,6 +23,18 @@ DistContext make_single_process_context(const Config& config) {
   } else if (d == "auto" && has_cuda) {
     ctx.device = torch::Device(torch::kCUDA, 0);
   }
+  return ctx;
+}
+
+DistContext make_context(const Config& config) {
+  if (!launched_by_mpi()) return make_single_process_context(config);
+  DistContext ctx = make_mpi_context(config);
+  if (ctx.device.is_cpu() && ctx.local_world_size > 1 && !std::getenv("OMP_NUM_THREADS")) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    torch::set_num_threads(std::max(1, cores / ctx.local_world_size));
+  }
+  SCORCH_CHECK(config.dist.backend != "local" || ctx.world_size == 1, "dist.backend=local but ",
+               ctx.world_size, " ranks were launched; use dist.backend=auto (or mpi/nccl)");
   return ctx;
 }
 

@@ -13,6 +13,7 @@ struct DistContext {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
+  int local_world_size = 1;  // ranks on this node
   torch::Device device = torch::kCPU;
   bool is_main() const { return rank == 0; }
 };
@@ -20,5 +21,13 @@ struct DistContext {
 // World size 1 on dist.device: cpu, cuda (error if no GPU is visible), or
 // auto (the first GPU if there is one, else the CPU).
 DistContext make_single_process_context(const Config& config);
+
+// The context of this process: from MPI when an MPI launcher (mpirun, srun)
+// started it (GPU = local rank modulo the visible GPUs), else world size 1
+// without initialising MPI. CPU ranks sharing a node split its cores:
+// LibTorch's intra-op threads = cores / local ranks (at least 1), unless
+// OMP_NUM_THREADS is set. dist.backend=local under a launcher with more
+// than one rank is an error naming the key.
+DistContext make_context(const Config& config);
 
 }  // namespace scorch

@@ -67,7 +67,11 @@ void GradSync::on_grad(int64_t i, const torch::Tensor& grad) {
   auto& s = slots_[i];
   TORCH_CHECK(!s.ready, "parameter ", s.name, " got two gradients in one backward");
   auto& b = buckets_[s.bucket];
-  b.buffer.narrow(0, s.offset, s.param.numel()).copy_(grad.detach().reshape({-1}));
+  // The hook runs before autograd accumulates into .grad, so earlier
+  // micro-batches' gradients (accumulated with syncing off) are added here.
+  auto dst = b.buffer.narrow(0, s.offset, s.param.numel());
+  dst.copy_(grad.detach().reshape({-1}));
+  if (add_accumulated_ && s.param.grad().defined()) dst.add_(s.param.grad().reshape({-1}));
   s.ready = true;
   if (--b.pending == 0) launch_ready();
   // Buckets already started advance only inside MPI calls: give them one
@@ -80,6 +84,9 @@ void GradSync::launch_ready() {
   while (next_launch_ < static_cast<int64_t>(buckets_.size()) &&
          buckets_[next_launch_].pending == 0) {
     auto& b = buckets_[next_launch_];
+    // Divided before the sum (as DDP does), so a sum of large gradients
+    // cannot overflow where their mean would not.
+    if (comm_.size() > 1) b.buffer.mul_(1.0 / comm_.size());
     b.work = comm_.all_reduce_sum_async(b.buffer);
     launched_log_.push_back(next_launch_);
     ++next_launch_;
@@ -99,10 +106,8 @@ void GradSync::finish() {
       --b.pending;
     }
   launch_ready();
-  const double inv = 1.0 / comm_.size();
   for (auto& b : buckets_) {
     b.work->wait();
-    if (comm_.size() > 1) b.buffer.mul_(inv);
     for (auto i : b.slots) {
       auto& p = slots_[i].param;
       auto g = b.buffer.narrow(0, slots_[i].offset, p.numel()).view(p.sizes());

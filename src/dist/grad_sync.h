@@ -15,9 +15,12 @@
 //   sync.finish();              // .grad = mean over ranks
 //
 // Not thread-safe; one backward at a time. With gradient accumulation, call
-// set_enabled(false) before the micro-batches (hooks then do nothing and
-// nothing is communicated) and reduce_accumulated() after the last one: it
-// all-reduces the accumulated .grad by buckets, without overlap.
+// set_enabled(false) for all micro-batches but the last (hooks then do
+// nothing and nothing is communicated) and set_enabled(true, true) for the
+// last: its hooks add the gradients accumulated in .grad to their bucket, so
+// the reduction of the whole accumulated gradient still overlaps the last
+// backward. reduce_accumulated() instead all-reduces .grad after backward,
+// bucket by bucket, without overlap.
 #pragma once
 
 #include <torch/torch.h>
@@ -45,7 +48,12 @@ class GradSync {
   void finish();
 
   // Off: hooks do nothing, so micro-batches accumulate locally.
-  void set_enabled(bool enabled) { enabled_ = enabled; }
+  // `add_accumulated`: hooks add the parameter's current .grad (earlier
+  // micro-batches) to the incoming gradient; false treats .grad as stale.
+  void set_enabled(bool enabled, bool add_accumulated = false) {
+    enabled_ = enabled;
+    add_accumulated_ = add_accumulated;
+  }
   // All-reduces every parameter's accumulated .grad (mean), bucket by bucket.
   void reduce_accumulated();
 
@@ -80,6 +88,7 @@ class GradSync {
   std::vector<Bucket> buckets_;
   int64_t next_launch_ = 0;
   bool enabled_ = true;
+  bool add_accumulated_ = false;
   std::vector<int64_t> launched_log_, last_launch_order_;
   double wait_seconds_ = 0;
 };

@@ -248,6 +248,7 @@ DistContext make_mpi_context(const Config& config) {
   SCORCH_MPI_CHECK(
       MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, ctx.rank, MPI_INFO_NULL, &node));
   MPI_Comm_rank(node, &ctx.local_rank);
+  MPI_Comm_size(node, &ctx.local_world_size);
   MPI_Comm_free(&node);
   if (ctx.device.is_cuda()) {
     const int gpus = static_cast<int>(torch::cuda::device_count());

@@ -13,15 +13,17 @@ SmldLoss::SmldLoss(std::shared_ptr<const VESde> sde, bool reduce_mean)
 }
 
 LossOutput SmldLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                                const torch::Tensor& class_labels) const {
+                                const torch::Tensor& class_labels, BatchRandom* rng) const {
+  BatchRandom default_rng;
+  BatchRandom& random = rng ? *rng : default_rng;
   const int64_t batch = x.size(0);
   const int64_t n = sde_->num_scales();
-  const auto labels = torch::randint(0, n, {batch}, x.options().dtype(torch::kLong));
+  const auto labels = random.randint(n, {batch}, x.options().dtype(torch::kLong));
   // smld_sigma_array = flip(discrete_sigmas): level k has sigma_{N-1-k}.
   const auto sigmas =
       sde_->discrete_sigmas().to(x.device()).index_select(0, (n - 1) - labels).to(x.scalar_type());
   const auto sigma = batch_view(sigmas, x);
-  const auto noise = torch::randn_like(x) * sigma;
+  const auto noise = random.normal(x.sizes(), x.options()) * sigma;
   const auto score = net.forward(x + noise, labels, class_labels);
   const auto target = -noise / (sigma * sigma);
   const auto losses = reduce_per_sample((score - target).pow(2), reduce_mean_) * sigmas * sigmas;
@@ -35,14 +37,16 @@ DdpmLoss::DdpmLoss(std::shared_ptr<const VPSde> sde, bool reduce_mean)
 }
 
 LossOutput DdpmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                                const torch::Tensor& class_labels) const {
+                                const torch::Tensor& class_labels, BatchRandom* rng) const {
+  BatchRandom default_rng;
+  BatchRandom& random = rng ? *rng : default_rng;
   const int64_t batch = x.size(0);
   const int64_t n = sde_->num_scales();
-  const auto labels = torch::randint(0, n, {batch}, x.options().dtype(torch::kLong));
+  const auto labels = random.randint(n, {batch}, x.options().dtype(torch::kLong));
   const auto abar = sde_->alphas_cumprod().to(x.device()).index_select(0, labels);
   const auto sqrt_abar = batch_view(torch::sqrt(abar).to(x.scalar_type()), x);
   const auto sqrt_1m_abar = batch_view(torch::sqrt(1.0 - abar).to(x.scalar_type()), x);
-  const auto noise = torch::randn_like(x);
+  const auto noise = random.normal(x.sizes(), x.options());
   const auto perturbed = sqrt_abar * x + sqrt_1m_abar * noise;
   const auto level = labels.to(x.scalar_type());
   const auto out = net.forward(perturbed, level, class_labels);

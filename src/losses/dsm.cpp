@@ -15,10 +15,12 @@ DsmLoss::DsmLoss(std::shared_ptr<const Sde> sde, ContinuousLossOptions options)
 }
 
 LossOutput DsmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                               const torch::Tensor& class_labels) const {
+                               const torch::Tensor& class_labels, BatchRandom* rng) const {
+  BatchRandom default_rng;
+  BatchRandom& random = rng ? *rng : default_rng;
   const int64_t batch = x.size(0);
-  const auto t = torch::rand({batch}, x.options()) * (sde_->T() - options_.eps) + options_.eps;
-  const auto z = torch::randn_like(x);
+  const auto t = random.uniform({batch}, x.options()) * (sde_->T() - options_.eps) + options_.eps;
+  const auto z = random.normal(x.sizes(), x.options());
   const auto mp = sde_->marginal_prob(x, t);
   const auto std = batch_view(mp.std, x);
   const auto perturbed = mp.mean + std * z;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/batch_random.h"
 #include "nn/score_net.h"
 #include "sde/sde.h"
 
@@ -28,13 +29,16 @@ struct LossOutput {
 
 // A loss is stateless apart from its options: operator() may be called from
 // several threads on different networks. Random draws (times, noise,
-// projections) come from LibTorch's default generator on x's device.
+// projections) come from `rng` when given (the trainer's share of a global
+// batch, see core/batch_random.h), else from LibTorch's default generator on
+// x's device.
 class Loss {
  public:
   virtual ~Loss() = default;
   // x: clean batch [B, ...] (already scaled); class_labels: [B] int64 or undefined.
   virtual LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                                const torch::Tensor& class_labels = {}) const = 0;
+                                const torch::Tensor& class_labels = {},
+                                BatchRandom* rng = nullptr) const = 0;
 };
 
 // training.loss: auto => dsm if training.continuous, smld for VE discrete, ddpm

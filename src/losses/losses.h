@@ -30,7 +30,8 @@ class DsmLoss : public Loss {
  public:
   DsmLoss(std::shared_ptr<const Sde> sde, ContinuousLossOptions options);
   LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                        const torch::Tensor& class_labels = {}) const override;
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
 
  private:
   std::shared_ptr<const Sde> sde_;
@@ -45,7 +46,8 @@ class SmldLoss : public Loss {
  public:
   SmldLoss(std::shared_ptr<const VESde> sde, bool reduce_mean);
   LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                        const torch::Tensor& class_labels = {}) const override;
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
 
  private:
   std::shared_ptr<const VESde> sde_;
@@ -60,7 +62,8 @@ class DdpmLoss : public Loss {
  public:
   DdpmLoss(std::shared_ptr<const VPSde> sde, bool reduce_mean);
   LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                        const torch::Tensor& class_labels = {}) const override;
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
 
  private:
   std::shared_ptr<const VPSde> sde_;
@@ -91,7 +94,8 @@ class SsmLoss : public Loss {
  public:
   SsmLoss(std::shared_ptr<const Sde> sde, SsmLossOptions options);
   LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                        const torch::Tensor& class_labels = {}) const override;
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
 
  private:
   std::shared_ptr<const Sde> sde_;

@@ -16,13 +16,15 @@ SsmLoss::SsmLoss(std::shared_ptr<const Sde> sde, SsmLossOptions options)
 }
 
 LossOutput SsmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
-                               const torch::Tensor& class_labels) const {
+                               const torch::Tensor& class_labels, BatchRandom* rng) const {
+  BatchRandom default_rng;
+  BatchRandom& random = rng ? *rng : default_rng;
   const int64_t batch = x.size(0);
   const int64_t copies = options_.num_projections;
   const double dim = static_cast<double>(x[0].numel());
-  const auto t = torch::rand({batch}, x.options()) * (sde_->T() - options_.eps) + options_.eps;
+  const auto t = random.uniform({batch}, x.options()) * (sde_->T() - options_.eps) + options_.eps;
   const auto mp = sde_->marginal_prob(x, t);
-  const auto perturbed = (mp.mean + batch_view(mp.std, x) * torch::randn_like(x)).detach();
+  const auto perturbed = (mp.mean + batch_view(mp.std, x) * random.normal(x.sizes(), x.options())).detach();
 
   // One forward pass over `copies` replicas of the batch, one projection each
   // (as Song et al.'s reference implementation duplicates the samples).
@@ -40,9 +42,14 @@ LossOutput SsmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
   torch::AutoGradMode enable_grad(true);
   const auto x_rep = repeat(perturbed).requires_grad_(true);
   const auto score = score_fn(net, *sde_, /*continuous=*/true, x_rep, t_rep, labels_rep);
-  const auto v = options_.projection == SsmProjection::kRademacher
-                     ? torch::randint(0, 2, x_rep.sizes(), x.options()) * 2.0 - 1.0
-                     : torch::randn_like(x_rep);
+  // Projections drawn per sample ([B, copies, ...], so a sample's projections
+  // do not depend on its share of the batch), laid out as x_rep's rows.
+  std::vector<int64_t> per_sample = x.sizes().vec();
+  per_sample.insert(per_sample.begin() + 1, copies);
+  const auto drawn = options_.projection == SsmProjection::kRademacher
+                         ? random.randint(2, per_sample, x.options()) * 2.0 - 1.0
+                         : random.normal(per_sample, x.options());
+  const auto v = drawn.transpose(0, 1).reshape(x_rep.sizes());
   // v^T (ds/dx) = d(v . s)/dx, one vector-Jacobian product.
   const auto vjp = torch::autograd::grad({score}, {x_rep}, {v}, /*retain_graph=*/keep_graph,
                                          /*create_graph=*/keep_graph)[0];

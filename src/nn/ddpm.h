@@ -77,7 +77,7 @@ class DDPMImpl : public ScoreNetImpl {
   std::vector<Level> levels_;
   ResBlock mid_block_0_, mid_block_1_;
   AttnBlock mid_attn_{nullptr};
-  torch::nn::GroupNorm out_norm_{nullptr};
+  GroupNormF32 out_norm_{nullptr};
   torch::nn::Conv2d out_conv_{nullptr};
 };
 TORCH_MODULE(DDPM);

@@ -79,8 +79,16 @@ int64_t group_count(int64_t channels, GroupRule rule) {
   return groups;
 }
 
-torch::nn::GroupNorm make_group_norm(int64_t channels, GroupRule rule) {
-  return torch::nn::GroupNorm(
+torch::Tensor GroupNormF32Impl::forward(const torch::Tensor& x) {
+  if (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble)
+    return torch::nn::GroupNormImpl::forward(x);
+  const auto& o = options;
+  return torch::group_norm(x.to(torch::kFloat), o.num_groups(), weight, bias, o.eps())
+      .to(x.scalar_type());
+}
+
+GroupNormF32 make_group_norm(int64_t channels, GroupRule rule) {
+  return GroupNormF32(
       torch::nn::GroupNormOptions(group_count(channels, rule), channels).eps(1e-6));
 }
 
@@ -115,7 +123,9 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   const auto v = v_(normed).reshape({batch, c, h * w});
   // weights[b, p, j] = softmax_j(q[:, p] . k[:, j] / sqrt(C))
   auto weights = torch::bmm(q.transpose(1, 2), k) * std::pow(static_cast<double>(c), -0.5);
-  weights = torch::softmax(weights, -1);
+  // In float32 (or float64) even when autocast made the logits 16-bit.
+  weights = torch::softmax(weights, -1,
+                           weights.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
   // out[b, c, p] = sum_j weights[b, p, j] v[b, c, j]
   const auto attended = torch::bmm(v, weights.transpose(1, 2)).reshape({batch, c, h, w});
   return merge_residual(x, out_(attended), options_.skip_rescale());

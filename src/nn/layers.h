@@ -52,10 +52,21 @@ torch::nn::Linear make_dense(int64_t in_features, int64_t out_features);
 // for every width, so C must be a multiple of 32 there.
 enum class GroupRule { kQuarterUpTo32, kFixed32 };
 
+// torch::nn::GroupNorm whose statistics are always computed in float32: under
+// bfloat16/float16 autocast the input is upcast and the output returned in
+// the input's dtype (LibTorch's CPU autocast does not cover group_norm; on
+// CUDA it would run in float32 anyway). Same parameters (weight, bias).
+class GroupNormF32Impl : public torch::nn::GroupNormImpl {
+ public:
+  using torch::nn::GroupNormImpl::GroupNormImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(GroupNormF32);
+
 // REQUIRES: channels >= 4 (kQuarterUpTo32) or channels % 32 == 0 (kFixed32);
 // otherwise throws scorch::Error naming the channel count.
 int64_t group_count(int64_t channels, GroupRule rule);
-torch::nn::GroupNorm make_group_norm(int64_t channels, GroupRule rule);
+GroupNormF32 make_group_norm(int64_t channels, GroupRule rule);
 
 // ---------------------------------------------------------------------------
 // NIN: a 1x1 "network in network" layer, y[b,:,h,w] = x[b,:,h,w] W + b.
@@ -92,7 +103,7 @@ class AttnBlockImpl : public torch::nn::Module {
 
  private:
   AttnBlockOptions options_;
-  torch::nn::GroupNorm norm_{nullptr};
+  GroupNormF32 norm_{nullptr};
   NIN q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr};
 };
 TORCH_MODULE(AttnBlock);
@@ -134,7 +145,7 @@ class ResnetBlockDDPMImpl : public ResBlockImpl {
 
  private:
   ResnetBlockDDPMOptions options_;
-  torch::nn::GroupNorm norm_0_{nullptr}, norm_1_{nullptr};
+  GroupNormF32 norm_0_{nullptr}, norm_1_{nullptr};
   torch::nn::Conv2d conv_0_{nullptr}, conv_1_{nullptr}, conv_shortcut_{nullptr};
   torch::nn::Linear dense_temb_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
@@ -170,7 +181,7 @@ class ResnetBlockBigGANImpl : public ResBlockImpl {
   torch::Tensor resample(const torch::Tensor& x) const;
 
   ResnetBlockBigGANOptions options_;
-  torch::nn::GroupNorm norm_0_{nullptr}, norm_1_{nullptr};
+  GroupNormF32 norm_0_{nullptr}, norm_1_{nullptr};
   torch::nn::Conv2d conv_0_{nullptr}, conv_1_{nullptr}, conv_shortcut_{nullptr};
   torch::nn::Linear dense_temb_{nullptr};
   torch::nn::Dropout dropout_{nullptr};

@@ -89,7 +89,7 @@ class NCSNppImpl : public ScoreNetImpl {
   struct UpLevel {
     std::vector<ResBlock> blocks;  // num_res_blocks + 1, eating the skips
     AttnBlock attn{nullptr};
-    torch::nn::GroupNorm pyramid_norm{nullptr};  // progressive output head
+    GroupNormF32 pyramid_norm{nullptr};  // progressive output head
     torch::nn::Conv2d pyramid_conv{nullptr};
     Upsample pyramid_up{nullptr};  // progressive = residual, below the top
     ResBlock up_block;
@@ -118,7 +118,7 @@ class NCSNppImpl : public ScoreNetImpl {
   std::vector<UpLevel> up_;                 // from the lowest resolution up
   Downsample pyramid_downsample_{nullptr};  // input_skip: no parameters
   Upsample pyramid_upsample_{nullptr};      // output_skip: no parameters
-  torch::nn::GroupNorm out_norm_{nullptr};
+  GroupNormF32 out_norm_{nullptr};
   torch::nn::Conv2d out_conv_{nullptr};
 };
 TORCH_MODULE(NCSNpp);

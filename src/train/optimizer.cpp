@@ -112,10 +112,16 @@ double Optimizer::clip_grad_norm(const std::vector<torch::Tensor>& params, doubl
 }
 
 double Optimizer::step(int64_t step) {
-  for (auto& group : impl_->param_groups()) group.options().set_lr(lr_at(step));
-  const double grad_norm = clip_grad_norm(params_, config_.grad_clip);
-  impl_->step();
+  const double grad_norm = clip_gradients();
+  apply(step);
   return grad_norm;
+}
+
+double Optimizer::clip_gradients() { return clip_grad_norm(params_, config_.grad_clip); }
+
+void Optimizer::apply(int64_t step) {
+  for (auto& group : impl_->param_groups()) group.options().set_lr(lr_at(step));
+  impl_->step();
 }
 
 void Optimizer::zero_grad() {

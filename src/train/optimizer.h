@@ -40,6 +40,12 @@ class Optimizer {
   // lr 0). Parameters without a gradient are skipped. Returns the global L2
   // norm of the gradients before clipping (one device sync).
   double step(int64_t step);
+  // The two halves of step(), for callers that decide in between whether to
+  // take the step (mixed precision, non-finite gradients): clip_gradients()
+  // clips and returns the pre-clip norm; apply(step) sets the learning rate
+  // and takes the Adam(W) step.
+  double clip_gradients();
+  void apply(int64_t step);
 
   // Sets every gradient to zero (frees none; shapes stay).
   void zero_grad();

@@ -1,8 +1,13 @@
-// Single-process training loop (score_sde run_lib.train and losses.get_step_fn):
-// zero_grad -> loss -> backward -> optimize -> step += 1 -> EMA update.
-// Every random draw of step s comes from generators seeded by (seed, rank, s),
-// and the data stream is positioned by a cursor, so a resumed run continues
-// exactly where a run that never stopped would be.
+// The training loop (see trainer.h). Each step: this rank's share of the
+// global batch, split into training.grad_accum micro-batches; per micro-batch
+// the loss under autocast with noise drawn per global sample, and backward
+// of the loss times the loss scale; GradSync's hooks all-reduce gradient
+// buckets during the last backward; then unscale, clip, one small all-reduce
+// of loss statistics and overflow/preemption flags, and the optimizer and
+// EMA step unless a gradient or the loss was non-finite. In-network
+// randomness (dropout) comes from generators seeded by (seed, rank, step), and
+// the data stream is positioned by a global cursor, so a resumed run, on any
+// number of ranks, continues where a run that never stopped would be.
 #include "train/trainer.h"
 
 #include <chrono>
@@ -12,9 +17,12 @@
 #include "core/error.h"
 #include "core/image.h"
 #include "core/log.h"
+#include "core/batch_random.h"
 #include "core/rng.h"
 #include "data/source.h"
+#include "dist/communicator.h"
 #include "dist/context.h"
+#include "dist/grad_sync.h"
 #include "eval/toy_quality.h"
 #include "losses/loss.h"
 #include "monitor/run_log.h"
@@ -24,6 +32,8 @@
 #include "train/checkpoint.h"
 #include "train/ema.h"
 #include "train/optimizer.h"
+#include "train/precision.h"
+#include "train/preemption.h"
 
 namespace scorch {
 namespace fs = std::filesystem;
@@ -32,6 +42,11 @@ namespace {
 
 constexpr uint64_t kInitStream = 0x1417;
 constexpr uint64_t kSampleStream = 0x5A3E;
+constexpr uint64_t kLabelDropoutSeed = 0xD509;
+
+// Per-step statistics summed over ranks in one all-reduce: loss sums and
+// counts by quartile of t, non-finite gradients, preemption requests.
+enum Stat { kQuartileSum = 0, kQuartileCount = 4, kNonfiniteGrad = 8, kPreempt = 9, kNumStats };
 
 std::string step_name(int64_t step) {
   char buf[32];
@@ -54,15 +69,20 @@ struct Run {
   Config config;
   fs::path workdir;
   DistContext ctx;
+  std::unique_ptr<Communicator> comm;
   std::shared_ptr<Sde> sde;
   ScoreNet net;
   std::unique_ptr<Loss> loss;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<Ema> ema;
+  std::unique_ptr<LossScaler> scaler;
+  std::unique_ptr<GradSync> sync;  // more than one rank
   std::unique_ptr<DataSource> data;
+  std::optional<torch::ScalarType> autocast;
   int64_t step = 0;
   int64_t images_seen = 0;
   std::string last_checkpoint;
+  int64_t last_checkpoint_step = -1;
 };
 
 CheckpointData collect_state(const Run& r) {
@@ -75,6 +95,8 @@ CheckpointData collect_state(const Run& r) {
   c.images_seen = r.images_seen;
   c.data_cursor = r.data->cursor();
   c.config_yaml = to_yaml(r.config);
+  c.extra["loss_scaler"] = r.scaler->state();
+  c.extra["world_size"] = static_cast<int64_t>(r.ctx.world_size);
   return c;
 }
 
@@ -87,6 +109,8 @@ void restore_state(Run& r, const CheckpointData& c, const std::string& path) {
   r.step = c.step;
   r.images_seen = c.images_seen;
   r.data->seek(c.data_cursor);
+  if (const auto it = c.extra.find("loss_scaler"); it != c.extra.end())
+    r.scaler->load_state(it->second, "checkpoint '" + path + "'");
 }
 
 // EMA samples (first EMA rate) written as a PNG; 2-D data also gets its
@@ -141,14 +165,91 @@ nlohmann::json snapshot_samples(Run& r) {
 }
 
 void save(Run& r) {
+  if (r.last_checkpoint_step == r.step) return;
+  r.last_checkpoint_step = r.step;
   const auto dir = (r.workdir / "checkpoints").string();
   const auto path = checkpoint_path(dir, r.step);
+  r.last_checkpoint = path;
+  if (!r.ctx.is_main()) return;  // rank 0 writes; every rank holds the same state
   const auto t0 = std::chrono::steady_clock::now();
   save_checkpoint(path, collect_state(r));
   prune_checkpoints(dir, r.config.training.keep_checkpoints, r.config.training.keep_every);
-  r.last_checkpoint = path;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint ", path, " (", s, " s)");
+}
+
+// The collectives this run uses: local for one rank, MPI on the CPU. CUDA
+// with several ranks needs the NCCL communicator of a CUDA build.
+std::unique_ptr<Communicator> make_training_communicator(const Run& r) {
+  const auto& d = r.config.dist;
+  if (r.ctx.world_size == 1) return make_local_communicator();
+  if (r.ctx.device.is_cuda())
+    fail(detail::concat("training on ", r.ctx.device.str(), " with ", r.ctx.world_size,
+                        " ranks needs the NCCL communicator, which this build does not have "
+                        "(configure with -DSCORCH_CUDA=ON); or train on the CPU with "
+                        "dist.device=cpu"));
+  SCORCH_CHECK(d.backend != "nccl", "dist.backend=nccl needs CUDA devices, but this run is on ",
+               r.ctx.device.str(), "; use dist.backend=auto or mpi");
+  return make_communicator(r.ctx, d.timeout_s);
+}
+
+// Rank 0's parameters and buffers to every rank.
+void broadcast_state(Run& r) {
+  if (r.ctx.world_size == 1) return;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : module_state(*r.net)) r.comm->broadcast(t, 0);
+}
+
+// dist.check_every: every rank must hold bitwise the same parameters.
+void check_parameters_agree(Run& r) {
+  torch::NoGradGuard no_grad;
+  const auto state = module_state(*r.net);
+  std::vector<torch::Tensor> sums;
+  std::vector<std::string> names;
+  for (const auto& [name, t] : state) {
+    const auto d = t.detach().to(torch::kCPU, torch::kDouble);
+    sums.push_back(torch::stack({d.sum(), d.pow(2).sum()}));
+    names.push_back(name);
+  }
+  const auto mine = torch::stack(sums).unsqueeze(0).contiguous();  // [1, n, 2]
+  const auto all = r.comm->all_gather(mine);                       // [W, n, 2]
+  for (int64_t rank = 1; rank < all.size(0); ++rank) {
+    const auto differs = (all[rank] != all[0]).any(1);
+    if (!differs.any().item<bool>()) continue;
+    const int64_t i = differs.nonzero()[0][0].item<int64_t>();
+    throw RunFailure(detail::concat(
+        "parameters differ across ranks at step ", r.step, ": '", names[static_cast<size_t>(i)],
+        "' on rank ", rank, " is not rank 0's (dist.check_every=", r.config.dist.check_every,
+        "); a rank ran different code or data, or hardware corrupted it"));
+  }
+}
+
+void log_interval(Run& r, RunLog& run_log, TrainResult& result, const QuartileStats& quartiles,
+                  double grad_norm_sum, int64_t good_steps, int64_t steps, double data_wait,
+                  double seconds, int64_t images) {
+  double loss_sum = 0;
+  int64_t count = 0;
+  for (int q = 0; q < 4; ++q) loss_sum += quartiles.sum[q], count += quartiles.count[q];
+  nlohmann::json rec = {{"step", r.step},
+                        {"loss", count ? loss_sum / count : 0.0},
+                        {"grad_norm", good_steps ? grad_norm_sum / good_steps : 0.0},
+                        {"lr", r.optimizer->lr_at(r.step - 1)},
+                        {"images_per_s", images / std::max(seconds, 1e-9)},
+                        {"data_wait_s", data_wait},
+                        {"data_wait_fraction", data_wait / std::max(seconds, 1e-9)},
+                        {"skipped_steps", steps - good_steps},
+                        {"images_seen", r.images_seen}};
+  if (r.scaler->enabled()) rec["loss_scale"] = r.scaler->scale();
+  if (r.sync) rec["allreduce_wait_s"] = r.sync->wait_seconds();
+  for (int q = 0; q < 4; ++q)
+    rec["loss_q" + std::to_string(q + 1)] = quartiles.count[q] ? quartiles.mean(q) : 0.0;
+  run_log.write(rec);
+  log_info("step ", r.step, " loss ", rec["loss"].get<double>(), " grad_norm ",
+           rec["grad_norm"].get<double>(), " lr ", rec["lr"].get<double>(), " images/s ",
+           rec["images_per_s"].get<double>(), " data wait ",
+           100 * rec["data_wait_fraction"].get<double>(), "%",
+           r.scaler->enabled() ? " loss scale " + std::to_string(r.scaler->scale()) : "");
+  result.loss = rec["loss"].get<double>();
 }
 
 }  // namespace
@@ -156,7 +257,8 @@ void save(Run& r) {
 nlohmann::json to_json(const TrainResult& r) {
   nlohmann::json j = {
       {"step", r.step}, {"start_step", r.start_step}, {"images_seen", r.images_seen},
-      {"loss", r.loss}, {"seconds", r.seconds},       {"checkpoint", r.last_checkpoint}};
+      {"loss", r.loss}, {"seconds", r.seconds},       {"checkpoint", r.last_checkpoint},
+      {"world_size", r.world_size}, {"skipped_steps", r.skipped_steps}};
   if (!r.quality.empty()) j["quality"] = r.quality;
   return j;
 }
@@ -176,11 +278,22 @@ TrainResult Trainer::run() {
   r.config = config_;
   r.workdir = workdir_;
   const auto& c = r.config;
+  const auto& t = c.training;
   const std::string yaml = to_yaml(c);
-  log_info("resolved config:\n", yaml);
 
-  r.ctx = make_single_process_context(c);
-  log_info("device ", r.ctx.device.str());
+  r.ctx = make_context(c);
+  log_info("resolved config:\n", yaml);
+  const int64_t world = r.ctx.world_size, accum = t.grad_accum;
+  SCORCH_CHECK(t.batch_size % (world * accum) == 0, "training.batch_size=", t.batch_size,
+               " must be a multiple of ranks x training.grad_accum = ", world, " x ", accum, " = ",
+               world * accum, " (the per-rank micro-batch must be a whole number); e.g. ",
+               (t.batch_size / (world * accum) + 1) * world * accum);
+  const int64_t share = t.batch_size / world, micro = share / accum;
+  r.comm = make_training_communicator(r);
+  log_info("device ", r.ctx.device.str(), ", ", world, world > 1 ? " ranks" : " rank",
+           " (communicator ", r.comm->name(), "), global batch ", t.batch_size, " = ", micro,
+           " per micro-batch x ", world, " x ", accum, " accumulation");
+
   seed_streams(c.seed, kInitStream, 0);
   r.sde = make_sde(c);
   r.net = make_score_net(c);
@@ -191,36 +304,70 @@ TrainResult Trainer::run() {
   r.loss = make_loss(c, r.sde);
   r.optimizer = std::make_unique<Optimizer>(r.net->named_parameters(), c.optim);
   r.ema = std::make_unique<Ema>(*r.net, c.model);
-  r.data = make_data_source(
-      c, DataPlacement{r.ctx.rank, r.ctx.world_size, r.ctx.device.is_cuda()});
+  r.scaler = std::make_unique<LossScaler>(c.precision, c.precision.dtype == "fp16");
+  r.autocast = autocast_dtype(c.precision, r.ctx.device);
+  if (c.precision.dtype == "fp16" && !r.autocast)
+    log_info("precision.dtype=fp16 on ", r.ctx.device.str(),
+             ": LibTorch's CPU autocast has no float16, so the forward pass stays float32; "
+             "dynamic loss scaling runs as it does on a GPU");
+  r.data = make_data_source(c, DataPlacement{r.ctx.rank, r.ctx.world_size, r.ctx.device.is_cuda()});
 
+  // Rank 0 picks the checkpoint; every rank loads it.
   TrainResult result;
+  result.rank = r.ctx.rank;
+  result.world_size = r.ctx.world_size;
   const auto ckpt_dir = (r.workdir / "checkpoints").string();
-  std::vector<std::string> unreadable;
-  if (auto latest = find_latest_checkpoint(ckpt_dir, &unreadable)) {
-    for (const auto& w : unreadable) log_warning(w);
-    restore_state(r, load_checkpoint(*latest), *latest);
-    r.last_checkpoint = *latest;
-    log_info("resumed from ", *latest, " at step ", r.step);
-  } else if (!unreadable.empty()) {
-    // Checkpoints exist but none loads: starting over would bury them.
-    std::string all;
-    for (const auto& w : unreadable) all += "\n  " + w;
-    fail("no checkpoint in '" + ckpt_dir + "' can be loaded:" + all +
-         "\nmove them aside to train from scratch, or restore a good copy");
+  auto pick = torch::full({1}, int64_t{-1}, torch::kLong);
+  std::string pick_error;
+  if (r.ctx.is_main()) {
+    std::vector<std::string> unreadable;
+    if (auto latest = find_latest_checkpoint(ckpt_dir, &unreadable)) {
+      for (const auto& w : unreadable) log_warning(w);
+      pick[0] = *checkpoint_step(fs::path(*latest).filename().string());
+    } else if (!unreadable.empty()) {
+      // Checkpoints exist but none loads: starting over would bury them.
+      for (const auto& w : unreadable) pick_error += "\n  " + w;
+      pick[0] = -2;
+    }
   }
-  // Written once the checkpoint (if any) has loaded: a config that cannot
-  // resume this workdir leaves the saved one untouched.
-  write_text_atomic(r.workdir / "config.yaml", yaml);
-  result.start_step = r.step;
-  RunLog run_log((r.workdir / "log.jsonl").string(), r.step);
+  if (world > 1) r.comm->broadcast(pick, 0);
+  const int64_t picked = pick[0].item<int64_t>();
+  if (picked == -2)
+    fail(r.ctx.is_main() ? "no checkpoint in '" + ckpt_dir + "' can be loaded:" + pick_error +
+                               "\nmove them aside to train from scratch, or restore a good copy"
+                         : "rank 0 found no loadable checkpoint in '" + ckpt_dir +
+                               "' (its message says why)");
+  if (picked >= 0) {
+    const auto path = checkpoint_path(ckpt_dir, picked);
+    restore_state(r, load_checkpoint(path), path);
+    r.last_checkpoint = path;
+    r.last_checkpoint_step = r.step;
+    log_info("resumed from ", path, " at step ", r.step);
+  }
+  broadcast_state(r);
+  if (world > 1)
+    r.sync = std::make_unique<GradSync>(r.net->named_parameters(), *r.comm,
+                                        GradSyncOptions{c.dist.bucket_mb});
 
-  const auto& t = c.training;
+  std::optional<RunLog> run_log;
+  if (r.ctx.is_main()) {
+    // Written once the checkpoint (if any) has loaded: a config that cannot
+    // resume this workdir leaves the saved one untouched.
+    write_text_atomic(r.workdir / "config.yaml", yaml);
+    run_log.emplace((r.workdir / "log.jsonl").string(), r.step);
+  }
+  result.start_step = r.step;
+  PreemptionWatch preemption(preemption_signal_numbers(c), c.preemption.grace_s);
+
   QuartileStats quartiles;
-  double loss_sum = 0, grad_norm_sum = 0, data_wait = 0;
-  int64_t interval_steps = 0, interval_images = 0;
+  double grad_norm_sum = 0, data_wait = 0;
+  int64_t interval_steps = 0, interval_good = 0, interval_images = 0, nonfinite_run = 0;
   auto interval_start = std::chrono::steady_clock::now();
   nlohmann::json quality;
+  std::vector<std::pair<std::string, torch::Tensor>> named_params;
+  for (const auto& item : r.net->named_parameters())
+    if (item.value().requires_grad()) named_params.emplace_back(item.key(), item.value());
+  auto stats = torch::zeros({kNumStats}, torch::kDouble);
 
   while (r.step < t.n_iters) {
     seed_streams(c.seed, static_cast<uint64_t>(r.ctx.rank), r.step);
@@ -238,26 +385,91 @@ TrainResult Trainer::run() {
                    "data.num_classes=", c.data.num_classes, " but the data has label ",
                    labels.max().item<int64_t>());
       // Label dropout for classifier-free guidance: index num_classes is the null class.
-      if (c.model.class_dropout > 0)
-        labels =
-            torch::where(torch::rand({labels.size(0)}, labels.device()) < c.model.class_dropout,
-                         torch::full_like(labels, c.data.num_classes), labels);
+      if (c.model.class_dropout > 0) {
+        BatchRandom drop(mix64(c.seed ^ kLabelDropoutSeed), r.step, t.batch_size,
+                         r.ctx.rank * share, share);
+        labels = torch::where(drop.uniform({share}, x.options()) < c.model.class_dropout,
+                              torch::full_like(labels, c.data.num_classes), labels);
+      }
     }
 
+    // Micro-batches: forward under autocast, backward of the scaled loss;
+    // the gradient all-reduce overlaps the last micro-batch's backward.
     r.optimizer->zero_grad();
-    LossOutput out = (*r.loss)(*r.net, x, labels);
-    const double loss_value = out.loss.item<double>();
-    SCORCH_CHECK(std::isfinite(loss_value), "loss is not finite at step ", r.step, " (", loss_value,
-                 "); lower optim.lr or check the data");
-    out.loss.backward();
-    const double grad_norm = r.optimizer->step(r.step);
-    r.step += 1;
-    r.ema->update(*r.net, t.batch_size, r.images_seen);
-    r.images_seen += t.batch_size;
+    QuartileStats step_quartiles;
+    for (int64_t m = 0; m < accum; ++m) {
+      BatchRandom noise(c.seed, r.step, t.batch_size, r.ctx.rank * share + m * micro, micro);
+      const auto xm = accum == 1 ? x : x.narrow(0, m * micro, micro);
+      const auto lm = !labels.defined() || accum == 1 ? labels : labels.narrow(0, m * micro, micro);
+      if (r.sync) r.sync->set_enabled(m == accum - 1, /*add_accumulated=*/accum > 1);
+      LossOutput out;
+      {
+        AutocastGuard autocast(r.ctx.device, r.autocast);
+        out = (*r.loss)(*r.net, xm, lm, &noise);
+      }
+      step_quartiles.add(out);
+      (out.loss.to(torch::kFloat) * (r.scaler->scale() / static_cast<double>(accum))).backward();
+    }
+    if (r.sync) r.sync->finish();
+    r.scaler->unscale(r.optimizer->params());
+    const double grad_norm = r.optimizer->clip_gradients();
 
-    quartiles.add(out);
-    loss_sum += loss_value;
-    grad_norm_sum += grad_norm;
+    // One all-reduce: the loss statistics, and every rank's view of
+    // overflow and preemption, so that all ranks decide alike.
+    auto acc = stats.accessor<double, 1>();
+    for (int q = 0; q < 4; ++q) {
+      acc[kQuartileSum + q] = step_quartiles.sum[q];
+      acc[kQuartileCount + q] = static_cast<double>(step_quartiles.count[q]);
+    }
+    acc[kNonfiniteGrad] = std::isfinite(grad_norm) ? 0 : 1;
+    acc[kPreempt] = preemption.requested() ? 1 : 0;
+    if (world > 1) r.comm->all_reduce_sum(stats);
+    double loss_sum = 0;
+    for (int q = 0; q < 4; ++q) {
+      step_quartiles.sum[q] = acc[kQuartileSum + q];
+      step_quartiles.count[q] = static_cast<int64_t>(acc[kQuartileCount + q]);
+      loss_sum += acc[kQuartileSum + q];
+    }
+    const bool loss_finite = std::isfinite(loss_sum);
+    const bool finite = loss_finite && acc[kNonfiniteGrad] == 0;
+    const bool preempt = acc[kPreempt] > 0;
+
+    r.scaler->update(finite);
+    if (finite) {
+      r.optimizer->apply(r.step);
+      r.ema->update(*r.net, t.batch_size, r.images_seen);
+      nonfinite_run = 0;
+      grad_norm_sum += grad_norm;
+      interval_good += 1;
+      quartiles.merge(step_quartiles);
+    } else {
+      ++nonfinite_run;
+      result.skipped_steps += 1;
+      std::string what = loss_finite ? "gradients" : "loss";
+      if (r.scaler->enabled())
+        log_info("step ", r.step, ": non-finite ", what, " (fp16 overflow); step skipped, loss "
+                 "scale now ", r.scaler->scale());
+      else
+        log_info("step ", r.step, ": non-finite ", what, "; step skipped (", nonfinite_run,
+                 " in a row, training.nonfinite_patience=", t.nonfinite_patience, ")");
+      if (nonfinite_run > t.nonfinite_patience) {
+        auto bad = nonfinite_tensor_names(named_params);
+        std::string names;
+        for (size_t i = 0; i < bad.size() && i < 8; ++i) names += (i ? ", " : "") + bad[i];
+        if (bad.size() > 8) names += ", ... (" + std::to_string(bad.size()) + " in all)";
+        throw RunFailure(detail::concat(
+            "training stopped at step ", r.step, " after ", nonfinite_run,
+            " non-finite steps in a row (training.nonfinite_patience=", t.nonfinite_patience,
+            "): ", loss_finite ? "the loss is finite" : "the loss is not finite",
+            bad.empty() ? std::string("") : "; non-finite gradients in " + names,
+            r.scaler->enabled() ? "; fp16 loss scale " + std::to_string(r.scaler->scale()) : "",
+            ". Lower optim.lr, raise optim.warmup, use precision.dtype=bf16 or fp32, or check "
+            "the data. The newest checkpoint (", r.last_checkpoint.empty() ? "none" : r.last_checkpoint,
+            ") was written before this and is intact"));
+      }
+    }
+    r.step += 1;
+    r.images_seen += t.batch_size;
     interval_steps += 1;
     interval_images += t.batch_size;
 
@@ -265,34 +477,34 @@ TrainResult Trainer::run() {
     if (r.step % t.log_freq == 0 || last) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - interval_start).count();
-      nlohmann::json rec = {{"step", r.step},
-                            {"loss", loss_sum / interval_steps},
-                            {"grad_norm", grad_norm_sum / interval_steps},
-                            {"lr", r.optimizer->lr_at(r.step - 1)},
-                            {"images_per_s", interval_images / std::max(secs, 1e-9)},
-                            {"data_wait_s", data_wait},
-                            {"data_wait_fraction", data_wait / std::max(secs, 1e-9)},
-                            {"images_seen", r.images_seen}};
-      for (int q = 0; q < 4; ++q)
-        rec["loss_q" + std::to_string(q + 1)] = quartiles.count[q] ? quartiles.mean(q) : 0.0;
-      run_log.write(rec);
-      log_info("step ", r.step, " loss ", rec["loss"].get<double>(), " grad_norm ",
-               rec["grad_norm"].get<double>(), " lr ", rec["lr"].get<double>(), " images/s ",
-               rec["images_per_s"].get<double>(), " data wait ",
-               100 * rec["data_wait_fraction"].get<double>(), "%");
-      result.loss = rec["loss"].get<double>();
+      if (run_log)
+        log_interval(r, *run_log, result, quartiles, grad_norm_sum, interval_good, interval_steps,
+                     data_wait, secs, interval_images);
       quartiles = QuartileStats{};
-      loss_sum = grad_norm_sum = data_wait = 0;
-      interval_steps = interval_images = 0;
+      grad_norm_sum = data_wait = 0;
+      interval_steps = interval_good = interval_images = 0;
       interval_start = std::chrono::steady_clock::now();
     }
+    if (c.dist.check_every > 0 && world > 1 && r.step % c.dist.check_every == 0)
+      check_parameters_agree(r);
     const bool snapshot = r.step % t.snapshot_freq == 0 || last;
-    if (snapshot || r.step % t.snapshot_freq_for_preemption == 0) save(r);
-    if (snapshot && t.snapshot_sampling) {
+    if (snapshot || preempt || r.step % t.snapshot_freq_for_preemption == 0) save(r);
+    if (preempt) {
+      r.comm->barrier();  // rank 0's snapshot is complete before any rank exits
+      preemption.done();
+      throw Preempted(detail::concat(
+          "preempted",
+          preemption.signal() ? " by signal " + signal_name(preemption.signal())
+                              : " (a signal reached another rank)",
+          ": stopped at step ", r.step, " with snapshot ", r.last_checkpoint,
+          "; run the same command to resume"));
+    }
+    if (snapshot && t.snapshot_sampling && r.ctx.is_main()) {
       quality = snapshot_samples(r);
-      if (!quality.empty()) run_log.write({{"step", r.step}, {"quality", quality}});
+      if (!quality.empty()) run_log->write({{"step", r.step}, {"quality", quality}});
     }
   }
+  if (world > 1) r.comm->barrier();  // the final checkpoint is on disk for every rank
 
   if (quality.empty() && fs::exists(r.workdir / "eval" / "quality.json"))  // finished earlier
     quality = nlohmann::json::parse(std::ifstream(r.workdir / "eval" / "quality.json"));

@@ -19,11 +19,11 @@ struct CommandResult {
   std::string stdout_only;
 };
 
-// Runs `args` after the scorch binary through the shell.
-inline CommandResult run_scorch(const std::string& args) {
+// Runs a shell command line; stdout and stderr captured apart.
+inline CommandResult run_command(const std::string& command) {
   const auto err = std::filesystem::temp_directory_path() /
                    ("scorch_stderr_" + std::to_string(::getpid()) + ".txt");
-  const std::string cmd = std::string(SCORCH_BINARY) + " " + args + " 2>" + err.string();
+  const std::string cmd = command + " 2>" + err.string();
   CommandResult r;
   FILE* pipe = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf{};
@@ -38,6 +38,22 @@ inline CommandResult run_scorch(const std::string& args) {
   std::filesystem::remove(err);
   return r;
 }
+
+// Runs `args` after the scorch binary.
+inline CommandResult run_scorch(const std::string& args) {
+  return run_command(std::string(SCORCH_BINARY) + " " + args);
+}
+
+#ifdef SCORCH_MPIRUN
+// The scorch binary under `mpirun --oversubscribe -np N` (and
+// --allow-run-as-root when the tests run as root).
+inline std::string mpirun_scorch_command(int ranks) {
+  return std::string(SCORCH_MPIRUN) + " -np " + std::to_string(ranks) + " " + SCORCH_BINARY;
+}
+inline CommandResult mpirun_scorch(int ranks, const std::string& args) {
+  return run_command(mpirun_scorch_command(ranks) + " " + args);
+}
+#endif
 
 // A new empty directory under the system temp dir, removed by the destructor.
 struct TempDir {

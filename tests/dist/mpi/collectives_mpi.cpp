@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <numeric>
+#include <set>
 #include <thread>
 
 #include "core/config.h"
@@ -141,6 +143,65 @@ TEST_F(Mpi, GradSyncGivesTheWholeBatchGradient) {
   auto params = net->parameters();
   for (size_t i = 0; i < params.size(); ++i)
     EXPECT_TRUE(torch::allclose(params[i].grad(), whole[i], 1e-5, 1e-7)) << "accumulated " << i;
+}
+
+// Accumulation as the trainer runs it: hooks off for the first micro-batch,
+// on for the last, whose hooks add the accumulated .grad to the buckets.
+// Every parameter lies in exactly one bucket, and the buckets start once
+// each, in the same order on every rank.
+TEST_F(Mpi, OverlappedAccumulationReducesEachParameterOnceInOneOrder) {
+  const int w = ctx.world_size, r = ctx.rank;
+  torch::manual_seed(1);
+  torch::nn::Sequential net(torch::nn::Linear(5, 16), torch::nn::SiLU(), torch::nn::Linear(16, 16),
+                            torch::nn::SiLU(), torch::nn::Linear(16, 2));
+  auto x = torch::randn({4 * w, 5});
+  auto y = torch::randn({4 * w, 2});
+  (net->forward(x) - y).pow(2).mean().backward();
+  std::vector<torch::Tensor> whole;
+  for (auto& p : net->parameters()) whole.push_back(p.grad().clone()), p.mutable_grad().zero_();
+
+  GradSync sync(net->named_parameters(), *comm, {0.5 / 1024});
+  std::map<std::string, int> seen;
+  for (int64_t b = 0; b < sync.num_buckets(); ++b)
+    for (const auto& name : sync.bucket_names(b)) seen[name] += 1;
+  EXPECT_EQ(seen.size(), net->parameters().size());
+  for (const auto& [name, count] : seen) EXPECT_EQ(count, 1) << name;
+
+  for (int step = 0; step < 2; ++step) {
+    for (auto& p : net->parameters()) p.mutable_grad().zero_();
+    for (int half = 0; half < 2; ++half) {
+      sync.set_enabled(half == 1, /*add_accumulated=*/true);
+      const auto rows = x.narrow(0, 4 * r + 2 * half, 2);
+      (0.5 * (net->forward(rows) - y.narrow(0, 4 * r + 2 * half, 2)).pow(2).mean()).backward();
+    }
+    sync.finish();
+    auto params = net->parameters();
+    for (size_t i = 0; i < params.size(); ++i)
+      EXPECT_TRUE(torch::allclose(params[i].grad(), whole[i], 1e-5, 1e-7)) << "param " << i;
+    // The launch order, gathered from every rank: identical, each bucket once.
+    const auto& order = sync.last_launch_order();
+    ASSERT_EQ(static_cast<int64_t>(order.size()), sync.num_buckets());
+    auto mine = torch::tensor(order, torch::kLong).unsqueeze(0).contiguous();
+    auto all = comm->all_gather(mine);
+    for (int k = 0; k < w; ++k) EXPECT_TRUE(torch::equal(all[k], all[0])) << "rank " << k;
+    std::set<int64_t> unique(order.begin(), order.end());
+    EXPECT_EQ(static_cast<int64_t>(unique.size()), sync.num_buckets());
+  }
+}
+
+// An overflow on one rank only (its loss scaled past float32's range)
+// reaches every rank through the mean, so all ranks skip the step alike.
+TEST_F(Mpi, AnOverflowOnOneRankIsSeenByAll) {
+  torch::manual_seed(2);
+  torch::nn::Linear net(3, 2);
+  GradSync sync(net->named_parameters(), *comm);
+  const auto x = torch::randn({4, 3});
+  const double scale = ctx.rank == ctx.world_size - 1 ? 1e39 : 1.0;
+  (net->forward(x).pow(2).mean().to(torch::kFloat) * scale).backward();
+  sync.finish();
+  bool finite = true;
+  for (const auto& p : net->parameters()) finite &= torch::isfinite(p.grad()).all().item<bool>();
+  EXPECT_FALSE(finite) << "rank " << ctx.rank << " missed another rank's overflow";
 }
 
 }  // namespace

@@ -1,0 +1,328 @@
+// Data-parallel training end to end, with real MPI launches of the scorch
+// binary (`mpirun --oversubscribe -np 2/3`) on the CPU: W ranks against one
+// rank with the same global batch, kill -9 of a rank and resume, preemption
+// signals (snapshot, exit 75, resume), resume at another world size, fp16
+// loss scaling with a forced overflow, and non-finite steps.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "cli/cli_util.h"
+#include "train/checkpoint.h"
+
+namespace scorch::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// 2-D toy data, an MLP, a batch of 12 (a multiple of 1, 2, 3, 4 and 6).
+const std::string kToy =
+    "training.batch_size=12 training.snapshot_sampling=false training.log_freq=5 "
+    "optim.warmup=0 optim.lr=5e-4 preemption.signals=SIGUSR2,SIGTERM";
+
+CheckpointData final_checkpoint(const TempDir& dir, int64_t step) {
+  return load_checkpoint(checkpoint_path((dir.path / "checkpoints").string(), step));
+}
+
+// The relative error ||a - b|| / ||a|| of the parameter vector (every model
+// tensor together) and of each EMA copy; the largest. (Per tensor it would be
+// ill-posed: a tensor whose gradient is zero in exact arithmetic, such as an
+// attention key bias that softmax ignores, holds only rounding noise.)
+double max_relative_error(const CheckpointData& a, const CheckpointData& b) {
+  auto error = [](const std::map<std::string, torch::Tensor>& x,
+                  const std::map<std::string, torch::Tensor>& y) {
+    EXPECT_EQ(x.size(), y.size());
+    double diff = 0, norm = 0;
+    for (const auto& [name, t] : x) {
+      const auto ref = t.to(torch::kDouble);
+      diff += (ref - y.at(name).to(torch::kDouble)).pow(2).sum().item<double>();
+      norm += ref.pow(2).sum().item<double>();
+    }
+    return std::sqrt(diff / norm);
+  };
+  double worst = error(a.model, b.model);
+  for (const auto& [rate, tensors] : a.ema) worst = std::max(worst, error(tensors, b.ema.at(rate)));
+  return worst;
+}
+
+bool bitwise_equal(const CheckpointData& a, const CheckpointData& b) {
+  if (a.model.size() != b.model.size()) return false;
+  for (const auto& [name, t] : a.model)
+    if (!torch::equal(t, b.model.at(name))) return false;
+  for (const auto& [name, t] : a.optimizer)
+    if (!torch::equal(t, b.optimizer.at(name))) return false;
+  return a.step == b.step && a.data_cursor == b.data_cursor;
+}
+
+// A command started in the background; its exit code lands in a file.
+struct Background {
+  fs::path rc_file, log_file;
+  Background(const std::string& command, const TempDir& dir) {
+    rc_file = dir.path / "rc";
+    log_file = dir.path / "log.txt";
+    const std::string line =
+        "(" + command + " >" + log_file.string() + " 2>&1; echo $? >" + rc_file.string() + ") &";
+    EXPECT_EQ(std::system(line.c_str()), 0);
+  }
+  // The exit code, or -1 if the command is still running after `seconds`.
+  int wait(double seconds) const {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (fs::exists(rc_file) && !read_file(rc_file).empty()) return std::stoi(read_file(rc_file));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+};
+
+// Pids of the scorch processes (ranks) whose command line names `workdir`.
+std::vector<pid_t> rank_pids(const fs::path& workdir) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string comm = read_file(entry.path() / "comm");
+    if (comm.rfind("scorch", 0) != 0) continue;
+    std::string cmdline = read_file(entry.path() / "cmdline");
+    if (cmdline.find(workdir.string()) != std::string::npos) out.push_back(std::stoi(name));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Waits until `n` rank processes of `workdir` run and a first checkpoint exists.
+std::vector<pid_t> wait_for_ranks(const fs::path& workdir, size_t n, double seconds = 60) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    auto pids = rank_pids(workdir);
+    bool checkpoint = false;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(workdir / "checkpoints", ec))
+      checkpoint |= checkpoint_step(e.path().filename().string()).has_value();
+    if (pids.size() == n && checkpoint) return pids;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "the ranks of " << workdir << " did not start";
+  return {};
+}
+
+TEST(DistributedTrain, RanksMatchOneRankWithTheSameGlobalBatch) {
+  TempDir one("dt_one");
+  const std::string args = " training.n_iters=20 " + kToy;
+  auto r = run_scorch("train --json --workdir " + one.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto reference = final_checkpoint(one, 20);
+  const double loss1 = nlohmann::json::parse(r.stdout_only)["loss"];
+  // 2 ranks; 3 ranks with 2 micro-batches each (global batch 12 = 2 x 3 x 2).
+  for (const auto& [ranks, extra] :
+       std::vector<std::pair<int, std::string>>{{2, ""}, {3, " training.grad_accum=2"}}) {
+    TempDir many("dt_many");
+    r = mpirun_scorch(ranks, "train --json --workdir " + many.str() + args + extra);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // One JSON line: only rank 0 reports.
+    EXPECT_EQ(std::count(r.stdout_only.begin(), r.stdout_only.end(), '\n'), 1) << r.stdout_only;
+    const auto result = nlohmann::json::parse(r.stdout_only);
+    EXPECT_EQ(result["world_size"], ranks);
+    EXPECT_NEAR(result["loss"].get<double>(), loss1, 1e-5 * std::abs(loss1));
+    const auto got = final_checkpoint(many, 20);
+    EXPECT_EQ(got.data_cursor, reference.data_cursor);
+    EXPECT_LE(max_relative_error(reference, got), 1e-5) << ranks << " ranks" << extra;
+  }
+}
+
+TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
+  // A small DDPM++ on synthetic images with class labels, discrete DDPM loss.
+  const std::string args =
+      " training.n_iters=6 training.batch_size=4 training.snapshot_sampling=false "
+      "data.dataset=synthetic_images data.image_size=8 data.num_channels=1 data.num_classes=4 "
+      "model.name=ncsnpp model.nf=16 model.ch_mult=[1,2] model.num_res_blocks=1 "
+      "model.attn_resolutions=[4] model.dropout=0 model.class_dropout=0.25 "
+      "training.sde=vpsde training.continuous=false optim.warmup=0 optim.lr=1e-3";
+  TempDir one("dt_img1"), two("dt_img2");
+  auto r = run_scorch("train --workdir " + one.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(2, "train --workdir " + two.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LE(max_relative_error(final_checkpoint(one, 6), final_checkpoint(two, 6)), 1e-5);
+}
+
+TEST(DistributedTrain, BatchThatDoesNotSplitIsAnErrorNamingTheKeys) {
+  TempDir dir("dt_split");
+  auto r = mpirun_scorch(2, "train --workdir " + dir.str() + " training.n_iters=2 " + kToy +
+                                " training.grad_accum=5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("training.batch_size=12 must be a multiple of ranks x "
+                          "training.grad_accum = 2 x 5"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir.path / "checkpoints" / "checkpoint_00000002.pt"));
+  r = run_scorch("train --workdir " + dir.str() + " preemption.signals=SIGFOO");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("preemption.signals: unknown signal 'SIGFOO'"), std::string::npos)
+      << r.output;
+}
+
+TEST(DistributedTrain, KillNineOfOneRankThenResumeEndsWhereAnUninterruptedRunDoes) {
+  const std::string args = " training.n_iters=800 training.snapshot_freq_for_preemption=50 " +
+                           kToy + " training.log_freq=500";
+  TempDir whole("dt_whole"), broken("dt_broken");
+  auto r = mpirun_scorch(2, "train --workdir " + whole.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  Background job(mpirun_scorch_command(2) + " train --workdir " + broken.str() + args, broken);
+  const auto pids = wait_for_ranks(broken.path, 2);
+  ASSERT_EQ(pids.size(), 2u);
+  std::mt19937 gen(std::random_device{}());
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(gen)));
+  const pid_t victim = pids[std::uniform_int_distribution<size_t>(0, 1)(gen)];
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  const int rc = job.wait(60);
+  EXPECT_NE(rc, 0) << read_file(job.log_file);
+  EXPECT_NE(rc, -1) << "the job did not end after a rank was killed";
+  EXPECT_TRUE(rank_pids(broken.path).empty()) << "a rank outlived the job";
+
+  r = mpirun_scorch(2, "train --workdir " + broken.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  EXPECT_TRUE(bitwise_equal(final_checkpoint(whole, 800), final_checkpoint(broken, 800)));
+}
+
+TEST(DistributedTrain, PreemptionSignalOnOneRankSnapshotsExits75AndResumes) {
+  const std::string args = " training.n_iters=1500 training.snapshot_freq_for_preemption=500 " +
+                           kToy + " training.log_freq=500";
+  TempDir whole("dt_pwhole"), cut("dt_pcut");
+  auto r = mpirun_scorch(2, "train --workdir " + whole.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The first checkpoint shows that training is under way.
+  Background job(mpirun_scorch_command(2) + " train --workdir " + cut.str() + args, cut);
+  const auto pids = wait_for_ranks(cut.path, 2);
+  ASSERT_EQ(pids.size(), 2u);
+  ASSERT_EQ(::kill(pids[1], SIGUSR2), 0);  // one rank only: the ranks must agree
+  const int rc = job.wait(60);
+  const std::string log = read_file(job.log_file);
+  ASSERT_EQ(rc, 75) << log;
+  EXPECT_NE(log.find("preempted by signal SIGUSR2"), std::string::npos) << log;
+  // The snapshot is the newest checkpoint and is complete.
+  const auto latest = find_latest_checkpoint((cut.path / "checkpoints").string());
+  ASSERT_TRUE(latest.has_value());
+  const auto snapshot = load_checkpoint(*latest);
+  EXPECT_GT(snapshot.step, 0);
+  EXPECT_LT(snapshot.step, 1500);
+  EXPECT_NE(log.find("stopped at step " + std::to_string(snapshot.step)), std::string::npos);
+
+  r = mpirun_scorch(2, "train --workdir " + cut.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(bitwise_equal(final_checkpoint(whole, 1500), final_checkpoint(cut, 1500)));
+}
+
+TEST(DistributedTrain, SingleProcessSigtermExits75AndASecondSignalStopsAtOnce) {
+  const std::string args = " training.n_iters=100000000 training.snapshot_freq_for_preemption=1000 " +
+                           kToy + " training.log_freq=100000";
+  TempDir dir("dt_term");
+  {
+    Background job(std::string(SCORCH_BINARY) + " train --workdir " + dir.str() + args, dir);
+    const auto pids = wait_for_ranks(dir.path, 1);
+    ASSERT_EQ(pids.size(), 1u);
+    ::kill(pids[0], SIGTERM);
+    EXPECT_EQ(job.wait(60), 75) << read_file(job.log_file);
+  }
+  const auto first = find_latest_checkpoint((dir.path / "checkpoints").string());
+  ASSERT_TRUE(first.has_value());
+  fs::remove(dir.path / "rc");
+  {
+    // Two signals back to back: the second ends the process by the signal
+    // (shell status 128 + 15), and the checkpoints on disk stay loadable.
+    Background job(std::string(SCORCH_BINARY) + " train --workdir " + dir.str() + args, dir);
+    const auto pids = wait_for_ranks(dir.path, 1);
+    ASSERT_EQ(pids.size(), 1u);
+    ::kill(pids[0], SIGTERM);
+    ::kill(pids[0], SIGTERM);
+    const int rc = job.wait(60);
+    EXPECT_TRUE(rc == 128 + SIGTERM || rc == 75) << rc << read_file(job.log_file);
+  }
+  const auto latest = find_latest_checkpoint((dir.path / "checkpoints").string());
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_GE(load_checkpoint(*latest).step, load_checkpoint(*first).step);
+}
+
+TEST(DistributedTrain, ResumeAtAnotherWorldSizeContinuesTheGlobalStream) {
+  TempDir one("dt_w1"), grown("dt_w23");
+  auto r = run_scorch("train --workdir " + one.str() + " training.n_iters=20 " + kToy);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(2, "train --workdir " + grown.str() + " training.n_iters=10 " + kToy);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(3, "train --workdir " + grown.str() + " training.n_iters=20 " + kToy);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos);
+  const auto a = final_checkpoint(one, 20), b = final_checkpoint(grown, 20);
+  EXPECT_EQ(b.data_cursor, 20 * 12);
+  EXPECT_EQ(b.extra.at("world_size").toInt(), 3);
+  EXPECT_LE(max_relative_error(a, b), 1e-5);
+}
+
+TEST(DistributedTrain, Fp16LossScalingSkipsOverflowingStepsOnEveryRank) {
+  // An initial scale past float32's range: the first steps overflow, are
+  // skipped on every rank, and the scale halves until the gradients fit.
+  const double initial = 1e40;
+  const std::string args = " training.n_iters=20 " + kToy +
+                           " precision.dtype=fp16 precision.initial_scale=1e40 "
+                           "precision.growth_interval=1000";
+  TempDir one("dt_fp16_1"), two("dt_fp16_2");
+  auto r = run_scorch("train --json --workdir " + one.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto result1 = nlohmann::json::parse(r.stdout_only);
+  r = mpirun_scorch(2, "train --json --workdir " + two.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto result2 = nlohmann::json::parse(r.stdout_only);
+  const int64_t skipped = result2["skipped_steps"];
+  EXPECT_GE(skipped, 5);  // 1e40 * 2^-k < 3.4e38 needs k >= 5
+  EXPECT_LT(skipped, 20);
+  EXPECT_NE(r.output.find("fp16 overflow"), std::string::npos) << r.output;
+
+  const auto ckpt = final_checkpoint(two, 20);
+  const auto scaler = ckpt.extra.at("loss_scaler").toGenericDict();
+  EXPECT_DOUBLE_EQ(scaler.at("scale").toDouble(), initial * std::pow(0.5, skipped));
+  // Adam stepped only on the steps that were not skipped.
+  for (const auto& [name, t] : ckpt.optimizer)
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".step") == 0)
+      EXPECT_EQ(t.item<double>(), 20 - skipped) << name;
+  for (const auto& [name, t] : ckpt.model) EXPECT_TRUE(torch::isfinite(t).all().item<bool>());
+  // The 1-rank run skips the same steps and ends at the same parameters.
+  EXPECT_EQ(result1["skipped_steps"], skipped);
+  EXPECT_LE(max_relative_error(final_checkpoint(one, 20), ckpt), 1e-5);
+}
+
+TEST(DistributedTrain, NonFiniteStepsStopAfterThePatienceNamingStepAndTensors) {
+  TempDir dir("dt_nan");
+  // A learning rate that sends the weights to infinity within a few steps.
+  auto r = mpirun_scorch(2, "train --workdir " + dir.str() + " training.n_iters=50 " + kToy +
+                                " optim.lr=1e30 optim.grad_clip=0 training.nonfinite_patience=2 "
+                                "training.snapshot_freq_for_preemption=1");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("non-finite steps in a row (training.nonfinite_patience=2)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("training stopped at step "), std::string::npos) << r.output;
+  // The checkpoints written before the stop still load.
+  const auto latest = find_latest_checkpoint((dir.path / "checkpoints").string());
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_NO_THROW(load_checkpoint(*latest));
+}
+
+TEST(DistributedTrain, ParameterAgreementCheckPassesOnHealthyRanks) {
+  TempDir dir("dt_check");
+  auto r = mpirun_scorch(3, "train --workdir " + dir.str() + " training.n_iters=12 " + kToy +
+                                " dist.check_every=3");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+}  // namespace
+}  // namespace scorch::testing
