@@ -186,6 +186,8 @@ TEST(DistributedTrain, KillNineOfOneRankThenResumeEndsWhereAnUninterruptedRunDoe
   const int rc = job.wait(60);
   EXPECT_NE(rc, 0) << read_file(job.log_file);
   EXPECT_NE(rc, -1) << "the job did not end after a rank was killed";
+  for (int i = 0; i < 250 && !rank_pids(broken.path).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(rank_pids(broken.path).empty()) << "a rank outlived the job";
 
   r = mpirun_scorch(2, "train --workdir " + broken.str() + args);
