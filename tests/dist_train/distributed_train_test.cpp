@@ -152,7 +152,7 @@ TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
   EXPECT_LE(max_relative_error(final_checkpoint(one, 6), final_checkpoint(two, 6)), 1e-5);
 }
 
-TEST(DistributedTrain, BatchThatDoesNotSplitIsAnErrorNamingTheKeys) {
+TEST(DistributedTrain, BadSplitsBackendsAndSignalsAreErrorsNamingTheKeys) {
   TempDir dir("dt_split");
   auto r = mpirun_scorch(2, "train --workdir " + dir.str() + " training.n_iters=2 " + kToy +
                                 " training.grad_accum=5");
@@ -162,6 +162,15 @@ TEST(DistributedTrain, BatchThatDoesNotSplitIsAnErrorNamingTheKeys) {
             std::string::npos)
       << r.output;
   EXPECT_FALSE(fs::exists(dir.path / "checkpoints" / "checkpoint_00000002.pt"));
+  r = mpirun_scorch(2, "train --workdir " + dir.str() + " training.n_iters=2 " + kToy +
+                           " dist.backend=local");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("dist.backend=local but 2 ranks were launched"), std::string::npos)
+      << r.output;
+  r = mpirun_scorch(2, "train --workdir " + dir.str() + " training.n_iters=2 " + kToy +
+                           " dist.backend=nccl dist.device=cpu");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("dist.backend=nccl needs CUDA devices"), std::string::npos) << r.output;
   r = run_scorch("train --workdir " + dir.str() + " preemption.signals=SIGFOO");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("preemption.signals: unknown signal 'SIGFOO'"), std::string::npos)
