@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "data_tools/converters.h"
+#include "data_tools/npz.h"
 
 namespace scorch::data_tools {
 namespace fs = std::filesystem;
@@ -412,6 +413,122 @@ Manifest convert_npy(const ConvertOptions& o) {
   ZipMemberSource src(archive, images_key);
   const NpyArray a = read_npy_header(src);
   return write_samples(o, src, a, labels, source);
+}
+
+
+// ---------------------------------------------------------------------------
+// Generic .npz reading and writing (npz.h).
+
+namespace {
+
+std::string npy_descr(torch::ScalarType t) {
+  switch (t) {
+    case torch::kByte: return "|u1";
+    case torch::kBool: return "|b1";
+    case torch::kInt: return "<i4";
+    case torch::kLong: return "<i8";
+    case torch::kFloat: return "<f4";
+    case torch::kDouble: return "<f8";
+    default: fail(detail::concat("write_npz: arrays of dtype ", t, " are not supported"));
+  }
+}
+
+std::vector<char> npy_bytes(const torch::Tensor& array) {
+  const auto t = array.detach().to(torch::kCPU).contiguous();
+  std::string shape = "(";
+  for (int64_t i = 0; i < t.dim(); ++i) shape += std::to_string(t.size(i)) + ", ";
+  if (t.dim() > 1) shape.resize(shape.size() - 2);
+  if (t.dim() == 1) shape.resize(shape.size() - 1);
+  shape += ")";
+  std::string header = "{'descr': '" + npy_descr(t.scalar_type()) +
+                       "', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Magic (6) + version (2) + length (2) + header + '\n', padded to 64 bytes.
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::vector<char> out(kNpyMagic, kNpyMagic + 6);
+  out.push_back(1);
+  out.push_back(0);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>((header.size() >> 8) & 0xff));
+  out.insert(out.end(), header.begin(), header.end());
+  const char* data = static_cast<const char*>(t.data_ptr());
+  out.insert(out.end(), data, data + t.numel() * t.element_size());
+  return out;
+}
+
+torch::ScalarType torch_dtype(const NpyArray& a) {
+  const std::string code = a.kind + std::to_string(a.itemsize);
+  if (code == "u1") return torch::kByte;
+  if (code == "b1") return torch::kBool;
+  if (code == "i1") return torch::kChar;
+  if (code == "i2") return torch::kShort;
+  if (code == "i4") return torch::kInt;
+  if (code == "i8" || code == "u2" || code == "u4" || code == "u8") return torch::kLong;
+  if (code == "f2") return torch::kHalf;
+  if (code == "f4") return torch::kFloat;
+  if (code == "f8") return torch::kDouble;
+  fail("'" + a.name + "' has unsupported " + a.describe());
+}
+
+}  // namespace
+
+void write_npz(const std::string& path, const std::map<std::string, torch::Tensor>& arrays) {
+  const std::string tmp = path + ".tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  int code = 0;
+  zip_t* zip = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
+  SCORCH_CHECK(zip != nullptr, "cannot create '", tmp, "' (libzip error ", code, ")");
+  std::vector<std::vector<char>> buffers;  // alive until zip_close
+  buffers.reserve(arrays.size());
+  for (const auto& [name, array] : arrays) {
+    buffers.push_back(npy_bytes(array));
+    auto& bytes = buffers.back();
+    zip_source_t* src = zip_source_buffer(zip, bytes.data(), bytes.size(), 0);
+    const zip_int64_t index =
+        src ? zip_file_add(zip, (name + ".npy").c_str(), src, ZIP_FL_OVERWRITE) : -1;
+    if (index < 0) {
+      if (src) zip_source_free(src);
+      const std::string why = zip_strerror(zip);
+      zip_discard(zip);
+      fail("cannot write '" + name + ".npy' into '" + tmp + "': " + why);
+    }
+    zip_set_file_compression(zip, static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0);
+  }
+  if (zip_close(zip) != 0) {
+    const std::string why = zip_strerror(zip);
+    zip_discard(zip);
+    fs::remove(tmp, ec);
+    fail("cannot write '" + tmp + "': " + why);
+  }
+  fs::rename(tmp, path, ec);
+  SCORCH_CHECK(!ec, "cannot rename '", tmp, "' to '", path, "': ", ec.message());
+}
+
+std::map<std::string, torch::Tensor> read_npz(const std::string& path) {
+  SCORCH_CHECK(fs::is_regular_file(path), "'", path, "' is not a file");
+  ZipArchive archive(path);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& key : archive.keys()) {
+    ZipMemberSource src(archive, key);
+    const NpyArray a = read_npy_header(src);
+    std::vector<int64_t> shape = a.shape;
+    auto raw = torch::empty({a.elements() * a.itemsize}, torch::kByte);
+    read_exact(src, raw.data_ptr(), raw.numel(), "data");
+    torch::Tensor t;
+    const std::string code = a.kind + std::to_string(a.itemsize);
+    if (code == "u2" || code == "u4" || code == "u8") {  // widen unsigned to int64
+      const auto dtype = code == "u2" ? torch::kShort : code == "u4" ? torch::kInt : torch::kLong;
+      t = raw.view(dtype).to(torch::kLong);
+      if (code == "u2") t = t.bitwise_and(0xffff);
+      if (code == "u4") t = t.bitwise_and(static_cast<int64_t>(0xffffffff));
+    } else {
+      t = raw.view(torch_dtype(a)).clone();
+    }
+    out[key] = t.reshape(shape);
+  }
+  return out;
 }
 
 }  // namespace scorch::data_tools

@@ -23,4 +23,8 @@ void add_data_command(CLI::App& app, std::function<int()>& run);
 // scorch data convert --from idx|cifar|folder|npy --input PATH --out DIR [...]
 void add_data_convert_command(CLI::App& data, std::function<int()>& run);
 
+// scorch stats --data DIR --out FILE [--extractor F] [--features]
+// scorch eval --samples DIR --ref STATS [--extractor F] [--json]
+void add_eval_commands(CLI::App& app, std::function<int()>& run);
+
 }  // namespace scorch::cli
