@@ -5,7 +5,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -14,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/signals.h"
 
 namespace scorch {
 namespace {
@@ -668,26 +668,7 @@ int64_t sampling_steps(const Config& c) {
 }
 
 std::vector<int> preemption_signal_numbers(const Config& c) {
-  static const std::map<std::string, int> kSignals = {
-      {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGTERM", SIGTERM}, {"SIGINT", SIGINT},
-      {"SIGHUP", SIGHUP},   {"SIGQUIT", SIGQUIT}, {"SIGXCPU", SIGXCPU}};
-  std::vector<int> out;
-  std::stringstream list(c.preemption.signals);
-  std::string name;
-  while (std::getline(list, name, ',')) {
-    name.erase(0, name.find_first_not_of(" \t"));
-    name.erase(name.find_last_not_of(" \t") + 1);
-    if (name.empty()) continue;
-    std::string upper = name;
-    std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
-    if (upper.rfind("SIG", 0) != 0) upper = "SIG" + upper;
-    const auto it = kSignals.find(upper);
-    SCORCH_CHECK(it != kSignals.end(), "preemption.signals: unknown signal '", name,
-                 "'; use a comma-separated list of SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGHUP, "
-                 "SIGQUIT, SIGXCPU");
-    out.push_back(it->second);
-  }
-  return out;
+  return parse_signal_list(c.preemption.signals, "preemption.signals");
 }
 
 bool is_toy_data(const Config& c) {

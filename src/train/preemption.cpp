@@ -30,19 +30,6 @@ void on_signal(int sig) {
 
 }  // namespace
 
-std::string signal_name(int sig) {
-  switch (sig) {
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGXCPU: return "SIGXCPU";
-    default: return "signal " + std::to_string(sig);
-  }
-}
-
 PreemptionWatch::PreemptionWatch(std::vector<int> signals, double grace_s)
     : signals_(std::move(signals)), grace_s_(grace_s) {
   g_signal = 0;

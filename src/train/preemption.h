@@ -17,14 +17,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
-#include <string>
 #include <thread>
 #include <vector>
 
-namespace scorch {
+#include "core/signals.h"  // signal_name for messages
 
-// "SIGUSR2", "SIGTERM", ... or "signal N".
-std::string signal_name(int sig);
+namespace scorch {
 
 class PreemptionWatch {
  public:
