@@ -12,6 +12,7 @@ packages=(
   libssl-dev zlib1g-dev libzip-dev   # shard SHA-256, gzip shards and .gz IDX, .npz archives
   dataset-fashion-mnist              # the default real dataset (IDX files)
   prometheus-cpp-dev                 # metrics endpoint
+  prometheus curl                    # tests: a real Prometheus scrapes the endpoints; its HTTP API read with curl
   libyaml-cpp-dev                    # configs
   nlohmann-json3-dev                 # JSON (log.jsonl, manifests, --json)
   libcli11-dev                       # command-line parsing
@@ -19,6 +20,8 @@ packages=(
   libgtest-dev libgmock-dev          # tests
   python3 python3-torch python3-numpy  # tests: checkpoints readable by torch.load
   python3-h5py                       # tests: datasets readable as plain HDF5
+  slurm-wlm slurm-client munge       # launch/slurm.sbatch; tests: a single-node Slurm cluster
+  gnuplot-nox                        # scorch plot (PNG plots of log.jsonl)
 )
 
 missing=()
