@@ -14,7 +14,8 @@
 #   --dry-run    print the command instead of running it
 # Defaults (each overridable): --workdir workdir/debug, training.n_iters=200,
 # training.batch_size=64, training.log_freq=10, training.snapshot_freq=100,
-# training.snapshot_freq_for_preemption=50, sampling.batch_size=256,
+# training.snapshot_freq_for_preemption=50, training.snapshot_sampling=false
+# (sampling at snapshots takes minutes on the CPU; =true draws them),
 # dist.device=cpu, data.loader_threads=0 (no reader threads to step through).
 # Environment: SCORCH_BIN, the binary (default build/scorch beside this script;
 # for readable stacks build one with -DCMAKE_BUILD_TYPE=RelWithDebInfo).
@@ -51,7 +52,7 @@ cmd=("$bin" train)
 
 defaults=(training.n_iters=200 training.batch_size=64 training.log_freq=10
           training.snapshot_freq=100 training.snapshot_freq_for_preemption=50
-          sampling.batch_size=256 data.loader_threads=0)
+          training.snapshot_sampling=false data.loader_threads=0)
 if [ "$gpu" = 1 ]; then
   export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
   defaults+=(dist.device=cuda)
