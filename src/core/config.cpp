@@ -256,10 +256,14 @@ const std::vector<Field>& fields() {
         "sampler steps; 0 = model.num_scales (pc), 100 (fixed-step ode), 35 (edm), 50 (ddim)", 0);
     t.i("sampling.batch_size", &C::sampling, &SamplingConfig::batch_size, "samples per batch", 1);
     t.s("sampling.ode_method", &C::sampling, &SamplingConfig::ode_method,
-        "ode: euler | midpoint | heun | rk4 (fixed steps) | heun_euler | bosh3 | dopri5 (adaptive)",
-        {"euler", "midpoint", "heun", "rk4", "heun_euler", "bosh3", "dopri5"});
-    t.d("sampling.rtol", &C::sampling, &SamplingConfig::rtol, "ode: relative tolerance", 0);
-    t.d("sampling.atol", &C::sampling, &SamplingConfig::atol, "ode: absolute tolerance", 0);
+        "ode: euler | midpoint | heun | rk4 | explicit_adams | implicit_adams (fixed steps) | "
+        "heun_euler | bosh3 | dopri5 | dopri8 (adaptive)",
+        {"euler", "midpoint", "heun", "rk4", "explicit_adams", "implicit_adams", "heun_euler",
+         "bosh3", "dopri5", "dopri8"});
+    t.d("sampling.rtol", &C::sampling, &SamplingConfig::rtol,
+        "ode: relative tolerance (adaptive methods; implicit_adams: corrector convergence)", 0);
+    t.d("sampling.atol", &C::sampling, &SamplingConfig::atol,
+        "ode: absolute tolerance (adaptive methods; implicit_adams: corrector convergence)", 0);
     t.d("sampling.edm_rho", &C::sampling, &SamplingConfig::edm_rho,
         "edm: exponent of the Karras sigma schedule", 0);
     t.d("sampling.edm_churn", &C::sampling, &SamplingConfig::edm_churn,

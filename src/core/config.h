@@ -114,7 +114,9 @@ struct SamplingConfig {
   double eps = 0.0;       // 0: 1e-3 (VP, sub-VP) or 1e-5 (VE)
   int64_t num_steps = 0;  // 0: model.num_scales
   int64_t batch_size = 1024;
-  std::string ode_method = "dopri5";  // euler | midpoint | heun | rk4 | heun_euler | bosh3 | dopri5
+  // euler | midpoint | heun | rk4 | explicit_adams | implicit_adams | heun_euler | bosh3 |
+  // dopri5 | dopri8
+  std::string ode_method = "dopri5";
   double rtol = 1e-5;                 // adaptive ODE methods
   double atol = 1e-5;
   double edm_rho = 7.0;     // EDM sigma schedule exponent

@@ -1,4 +1,5 @@
-// Explicit Runge-Kutta solvers (ode_solver.h). The adaptive driver is scipy's
+// Explicit Runge-Kutta solvers and the dispatch to the Adams methods
+// (ode_solver.h, adams.h). The adaptive driver is scipy's
 // RungeKutta._step_impl (scipy/integrate/_ivp/rk.py): error norm RMS of
 // err / (atol + rtol max(|y|, |y_new|)), new h = h min(10, 0.9 err^(-1/(q+1)))
 // on acceptance (q = order of the error estimator; no growth right after a
@@ -6,7 +7,8 @@
 // initial step (Hairer, Norsett & Wanner I, II.4; scipy select_initial_step).
 // Tableaux: Heun-Euler 2(1); Bogacki & Shampine 1989 3(2) and Dormand & Prince
 // 1980 5(4) with scipy RK23 / RK45 coefficients, both FSAL, propagating the
-// higher-order solution (local extrapolation).
+// higher-order solution (local extrapolation); DOP853 (dopri8.h) with its own
+// error norm, as scipy's DOP853 subclass of the same driver.
 #include "sampling/ode_solver.h"
 
 #include <algorithm>
@@ -15,6 +17,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "sampling/adams.h"
+#include "sampling/dopri8.h"
+#include "sampling/rk_tableau.h"
 
 namespace scorch {
 namespace {
@@ -23,34 +28,27 @@ constexpr double kSafety = 0.9;
 constexpr double kMinFactor = 0.2;
 constexpr double kMaxFactor = 10.0;
 
-// An explicit tableau. a[i] holds row i of A (i coefficients); for FSAL pairs
-// the last stage is f(t + h, y_new) and b is row n-1 of A.
-struct Tableau {
-  std::vector<double> c;
-  std::vector<std::vector<double>> a;
-  std::vector<double> b;  // weights of the propagated solution
-  std::vector<double> e;  // error weights: err = h sum_i e_i k_i (adaptive only)
-  bool fsal = false;
-  int error_order = 0;  // order of the embedded (lower-order) solution
-};
+using Tableau = RkTableau;
 
 const Tableau& tableau(OdeMethod method) {
-  static const Tableau euler{{0.0}, {{}}, {1.0}, {}, false, 0};
-  static const Tableau midpoint{{0.0, 0.5}, {{}, {0.5}}, {0.0, 1.0}, {}, false, 0};
-  static const Tableau heun{{0.0, 1.0}, {{}, {1.0}}, {0.5, 0.5}, {}, false, 0};
+  static const Tableau euler{{0.0}, {{}}, {1.0}, {}, {}, false, 0};
+  static const Tableau midpoint{{0.0, 0.5}, {{}, {0.5}}, {0.0, 1.0}, {}, {}, false, 0};
+  static const Tableau heun{{0.0, 1.0}, {{}, {1.0}}, {0.5, 0.5}, {}, {}, false, 0};
   static const Tableau rk4{{0.0, 0.5, 0.5, 1.0},
                            {{}, {0.5}, {0.0, 0.5}, {0.0, 0.0, 1.0}},
                            {1.0 / 6, 1.0 / 3, 1.0 / 3, 1.0 / 6},
                            {},
+                           {},
                            false,
                            0};
   // Heun (order 2) with Euler (order 1) embedded: err = h (k2 - k1) / 2.
-  static const Tableau heun_euler{{0.0, 1.0}, {{}, {1.0}}, {0.5, 0.5}, {-0.5, 0.5}, false, 1};
+  static const Tableau heun_euler{{0.0, 1.0}, {{}, {1.0}}, {0.5, 0.5}, {-0.5, 0.5}, {}, false, 1};
   // scipy RK23: C, A, B, E (E has one more entry, for k4 = f(t + h, y_new)).
   static const Tableau bosh3{{0.0, 0.5, 0.75, 1.0},
                              {{}, {0.5}, {0.0, 0.75}, {2.0 / 9, 1.0 / 3, 4.0 / 9}},
                              {2.0 / 9, 1.0 / 3, 4.0 / 9, 0.0},
                              {5.0 / 72, -1.0 / 12, -1.0 / 9, 1.0 / 8},
+                             {},
                              true,
                              2};
   // scipy RK45 (Dormand-Prince 5(4)).
@@ -65,6 +63,7 @@ const Tableau& tableau(OdeMethod method) {
        {35.0 / 384, 0.0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84}},
       {35.0 / 384, 0.0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84, 0.0},
       {-71.0 / 57600, 0.0, 71.0 / 16695, -71.0 / 1920, 17253.0 / 339200, -22.0 / 525, 1.0 / 40},
+      {},
       true,
       4};
   switch (method) {
@@ -82,8 +81,13 @@ const Tableau& tableau(OdeMethod method) {
       return bosh3;
     case OdeMethod::kDopri5:
       return dopri5;
+    case OdeMethod::kDopri8:
+      return dop853_tableau();
+    case OdeMethod::kExplicitAdams:
+    case OdeMethod::kImplicitAdams:
+      break;
   }
-  TORCH_CHECK(false, "unknown OdeMethod");
+  TORCH_CHECK(false, "OdeMethod ", ode_method_name(method), " has no Runge-Kutta tableau");
 }
 
 // y + h sum_j w_j k_j over the nonzero weights.
@@ -209,7 +213,9 @@ OdeResult solve_adaptive(const OdeFn& f, const torch::Tensor& y0, double t0, dou
       stages.resize(1);
       auto y_new = rk_step(f, tab, t, y, h, stages, &r.nfe);
       auto scale = o.atol + torch::maximum(y.abs(), y_new.abs()) * o.rtol;
-      const double error_norm = rms(combine(torch::zeros_like(y), h, tab.e, stages) / scale);
+      const double error_norm =
+          tab.e3.empty() ? rms(combine(torch::zeros_like(y), h, tab.e, stages) / scale)
+                         : dop853_error_norm(h, stages, scale);
       SCORCH_CHECK(std::isfinite(error_norm), "ODE solver ", name,
                    ": the drift is not finite near t=", t);
       if (error_norm < 1) {
@@ -247,8 +253,12 @@ OdeMethod ode_method_from_name(const std::string& name) {
   if (name == "heun_euler") return OdeMethod::kHeunEuler;
   if (name == "bosh3") return OdeMethod::kBogackiShampine;
   if (name == "dopri5") return OdeMethod::kDopri5;
+  if (name == "dopri8") return OdeMethod::kDopri8;
+  if (name == "explicit_adams") return OdeMethod::kExplicitAdams;
+  if (name == "implicit_adams") return OdeMethod::kImplicitAdams;
   fail("ODE method '" + name +
-       "' is unknown; expected euler, midpoint, heun, rk4, heun_euler, bosh3 or dopri5");
+       "' is unknown; expected euler, midpoint, heun, rk4, explicit_adams, implicit_adams, "
+       "heun_euler, bosh3, dopri5 or dopri8");
 }
 
 const char* ode_method_name(OdeMethod method) {
@@ -267,13 +277,19 @@ const char* ode_method_name(OdeMethod method) {
       return "bosh3";
     case OdeMethod::kDopri5:
       return "dopri5";
+    case OdeMethod::kDopri8:
+      return "dopri8";
+    case OdeMethod::kExplicitAdams:
+      return "explicit_adams";
+    case OdeMethod::kImplicitAdams:
+      return "implicit_adams";
   }
   return "unknown";
 }
 
 bool is_adaptive(OdeMethod method) {
   return method == OdeMethod::kHeunEuler || method == OdeMethod::kBogackiShampine ||
-         method == OdeMethod::kDopri5;
+         method == OdeMethod::kDopri5 || method == OdeMethod::kDopri8;
 }
 
 OdeResult ode_solve(const OdeFn& f, const torch::Tensor& y0, double t0, double t1,
@@ -285,6 +301,8 @@ OdeResult ode_solve(const OdeFn& f, const torch::Tensor& y0, double t0, double t
     r.y = y0;
     return r;
   }
+  if (options.method == OdeMethod::kExplicitAdams || options.method == OdeMethod::kImplicitAdams)
+    return adams_solve(f, y0, t0, t1, options);
   return is_adaptive(options.method) ? solve_adaptive(f, y0, t0, t1, options)
                                      : solve_fixed(f, y0, t0, t1, options);
 }

@@ -114,6 +114,8 @@ TEST_P(PfOde, MapsPriorNoiseAlongTheExactFlow) {
   EXPECT_LT(err, c.tol);
   if (c.method == OdeMethod::kRk4) EXPECT_EQ(r.nfe, 4 * 100);
   if (c.method == OdeMethod::kDopri5) EXPECT_EQ((r.nfe - 2) % 6, 0);  // 2 + 6 per attempt
+  if (c.method == OdeMethod::kDopri8) EXPECT_EQ((r.nfe - 2) % 12, 0);  // 2 + 12 per attempt
+  if (c.method == OdeMethod::kExplicitAdams) EXPECT_EQ(r.nfe, 100 + 9);  // 3 RK4 steps, then 1 each
   std::printf("[ pf-ode] %-5s %-6s max |x - exact flow| %.2e, nfe %lld\n", sde_name(c.sde),
               ode_method_name(c.method), err, static_cast<long long>(r.nfe));
 }
@@ -121,13 +123,21 @@ TEST_P(PfOde, MapsPriorNoiseAlongTheExactFlow) {
 INSTANTIATE_TEST_SUITE_P(All, PfOde,
                          // Measured: DOPRI5 (rtol = atol = 1e-5) 1.6e-5 / 5.0e-6 / 9.0e-6 with
                          // 104 / 68 / 68 evaluations, RK4 (100 steps) 3.1e-6 / 4.4e-8 / 3.7e-8
-                         // for VE (sigma_max 50) / VP / sub-VP.
+                         // for VE (sigma_max 50) / VP / sub-VP. DOP853 (1e-5) 8.3e-7 / 1.5e-5
+                         // with 86 / 62 evaluations; 100 steps of explicit Adams 1.9e-4 /
+                         // 2.6e-5 (109 evaluations), implicit Adams 3.6e-6 / 2.1e-7 (206).
                          ::testing::Values(OdeCase{SdeKind::kVE, OdeMethod::kDopri5, 2e-4},
                                            OdeCase{SdeKind::kVP, OdeMethod::kDopri5, 1e-4},
                                            OdeCase{SdeKind::kSubVP, OdeMethod::kDopri5, 1e-4},
                                            OdeCase{SdeKind::kVE, OdeMethod::kRk4, 1e-4},
                                            OdeCase{SdeKind::kVP, OdeMethod::kRk4, 1e-5},
-                                           OdeCase{SdeKind::kSubVP, OdeMethod::kRk4, 1e-5}),
+                                           OdeCase{SdeKind::kSubVP, OdeMethod::kRk4, 1e-5},
+                                           OdeCase{SdeKind::kVE, OdeMethod::kDopri8, 5e-6},
+                                           OdeCase{SdeKind::kVP, OdeMethod::kDopri8, 1e-4},
+                                           OdeCase{SdeKind::kVE, OdeMethod::kExplicitAdams, 1e-3},
+                                           OdeCase{SdeKind::kVP, OdeMethod::kExplicitAdams, 1e-4},
+                                           OdeCase{SdeKind::kVE, OdeMethod::kImplicitAdams, 2e-5},
+                                           OdeCase{SdeKind::kVP, OdeMethod::kImplicitAdams, 1e-6}),
                          [](const ::testing::TestParamInfo<OdeCase>& info) {
                            return std::string(sde_name(info.param.sde)) + "_" +
                                   ode_method_name(info.param.method);
