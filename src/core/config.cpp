@@ -195,8 +195,9 @@ const std::vector<Field>& fields() {
     t.b("training.likelihood_weighting", &C::training, &TrainingConfig::likelihood_weighting,
         "weight the loss by g(t)^2");
     t.s("training.loss", &C::training, &TrainingConfig::loss,
-        "auto (dsm; smld/ddpm when discrete) | dsm | smld | ddpm | ssm | ssm_vr",
-        {"auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr"});
+        "auto (dsm; smld/ddpm when discrete) | dsm | smld | ddpm | ssm | ssm_vr | esm (exact "
+        "trace, data of at most 64 dimensions)",
+        {"auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm"});
     t.s("training.ssm_projection", &C::training, &TrainingConfig::ssm_projection,
         "sliced score matching projections: rademacher | gaussian", {"rademacher", "gaussian"});
     t.i("training.ssm_num_projections", &C::training, &TrainingConfig::ssm_num_projections,

@@ -74,7 +74,7 @@ struct TrainingConfig {
   bool continuous = true;
   bool reduce_mean = true;
   bool likelihood_weighting = false;
-  std::string loss = "auto";                  // auto | dsm | smld | ddpm | ssm | ssm_vr
+  std::string loss = "auto";                  // auto | dsm | smld | ddpm | ssm | ssm_vr | esm
   std::string ssm_projection = "rademacher";  // rademacher | gaussian
   int64_t ssm_num_projections = 1;
   double eps = 1e-5;         // t ~ U(eps, 1)

@@ -1,5 +1,6 @@
 // The loss factory (score_sde losses.py get_step_fn's choice of loss, extended
-// with sliced score matching), the shared reduction R, and per-quartile stats.
+// with sliced and explicit score matching), the shared reduction R, and
+// per-quartile stats.
 #include "losses/loss.h"
 
 #include <algorithm>
@@ -40,7 +41,8 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
   continuous_options.reduce_mean = tr.reduce_mean;
   continuous_options.likelihood_weighting = tr.likelihood_weighting;
   continuous_options.eps = tr.eps;
-  const bool is_continuous_loss = name == "dsm" || name == "ssm" || name == "ssm_vr";
+  const bool is_continuous_loss =
+      name == "dsm" || name == "ssm" || name == "ssm_vr" || name == "esm";
   if (is_continuous_loss) {
     SCORCH_CHECK(tr.continuous, "training.loss=", name,
                  " trains a continuous-time model and needs training.continuous=true");
@@ -48,6 +50,7 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
                  " must be in (0, 1) (t ~ U(eps, 1))");
   }
   if (name == "dsm") return std::make_unique<DsmLoss>(sde, continuous_options);
+  if (name == "esm") return std::make_unique<EsmLoss>(sde, continuous_options);
   if (name == "ssm" || name == "ssm_vr") {
     SsmLossOptions options;
     static_cast<ContinuousLossOptions&>(options) = continuous_options;

@@ -43,7 +43,7 @@ class Loss {
 
 // training.loss: auto => dsm if training.continuous, smld for VE discrete, ddpm
 // for VP discrete (sub-VP has no discrete loss, as in score_sde); or dsm, smld,
-// ddpm, ssm, ssm_vr explicitly. Uses training.reduce_mean, likelihood_weighting,
+// ddpm, ssm, ssm_vr, esm explicitly. Uses training.reduce_mean, likelihood_weighting,
 // eps, ssm_projection, ssm_num_projections. Throws scorch::Error naming the key
 // for a combination that cannot work (e.g. smld on a VP SDE).
 std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde);

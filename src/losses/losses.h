@@ -1,6 +1,7 @@
 // The training losses, one small class each (NVlabs/edm loss.py style), written
 // as score_sde losses.py defines them (get_sde_loss_fn, get_smld_loss_fn,
-// get_ddpm_loss_fn), plus sliced score matching (Song et al. 2019).
+// get_ddpm_loss_fn), plus sliced score matching (Song et al. 2019) and explicit
+// score matching (Hyvarinen 2005).
 //
 // Reductions R over the per-sample dims (D = numel of one sample), as score_sde:
 //   reduce_mean = true:  R(u) = mean_d u_d
@@ -100,6 +101,34 @@ class SsmLoss : public Loss {
  private:
   std::shared_ptr<const Sde> sde_;
   SsmLossOptions options_;
+};
+
+// Explicit score matching has D backward passes per step; larger data should
+// use ssm or dsm.
+constexpr int64_t kMaxExplicitScoreMatchingDim = 64;
+
+// Explicit score matching (Hyvarinen 2005, eq. 4) on the perturbed marginal,
+// exactly as SsmLoss with the Hutchinson estimate replaced by the exact trace:
+// t ~ U(eps, 1), x_t = mean(x, t) + std(t) z (z only draws the sample),
+// s = score_fn(net, continuous = true)(x_t, t),
+//   J = tr(ds/dx) + 0.5 ||s||^2,
+// the trace from D vector-Jacobian products with the unit vectors (create_graph
+// when grad mode is on), and SsmLoss's weighting l = lambda(t) c J, so that
+// E[l_esm] = E[l_ssm] = E[l_dsm] - K (losses.h, SsmLoss).
+// REQUIRES: the network treats the samples of a batch independently (the
+// trace of sample b is read from the gradient of sum_b s_b). Throws
+// scorch::Error naming training.loss for D = numel of one sample above
+// kMaxExplicitScoreMatchingDim.
+class EsmLoss : public Loss {
+ public:
+  EsmLoss(std::shared_ptr<const Sde> sde, ContinuousLossOptions options);
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
+
+ private:
+  std::shared_ptr<const Sde> sde_;
+  ContinuousLossOptions options_;
 };
 
 }  // namespace scorch
