@@ -12,7 +12,7 @@ packages=(
   libssl-dev zlib1g-dev libzip-dev   # shard SHA-256, gzip shards and .gz IDX, .npz archives
   dataset-fashion-mnist              # the default real dataset (IDX files)
   prometheus-cpp-dev                 # metrics endpoint
-  prometheus curl                    # tests: a real Prometheus scrapes the endpoints; its HTTP API read with curl
+  prometheus                         # tests: a real Prometheus scrapes the endpoints (and promtool)
   libyaml-cpp-dev                    # configs
   nlohmann-json3-dev                 # JSON (log.jsonl, manifests, --json)
   libcli11-dev                       # command-line parsing

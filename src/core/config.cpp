@@ -326,6 +326,10 @@ const Field* find_field(const std::string& path) {
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
+    t.s("monitor.targets_file", &C::monitor, &MonitorConfig::targets_file,
+        "Prometheus file_sd JSON that rank 0 writes with every rank's host:port; empty = none");
+    t.d("monitor.linger_s", &C::monitor, &MonitorConfig::linger_s,
+        "seconds the metrics endpoints stay up after training ends (for a last scrape)", 0, 86400);
   size_t best_d = std::string::npos;
   for (const auto& c : candidates) {
     size_t d = edit_distance(word, c);

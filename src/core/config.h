@@ -162,6 +162,8 @@ struct MonitorConfig {
 
 struct Config {
   int64_t seed = 42;
+  std::string targets_file;  // rank 0 writes a Prometheus file_sd JSON here; "" = none
+  double linger_s = 0.0;     // seconds the endpoint stays up after training ends
   DataConfig data;
   ModelConfig model;
   TrainingConfig training;

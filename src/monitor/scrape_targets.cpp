@@ -1,0 +1,48 @@
+// file_sd target files (see scrape_targets.h); format from Prometheus's
+// docs/guides/file-sd.md.
+#include "monitor/scrape_targets.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace scorch {
+namespace fs = std::filesystem;
+
+void write_scrape_targets(const std::string& path, const std::vector<std::string>& targets,
+                          const std::map<std::string, std::string>& labels) {
+  nlohmann::json group = {{"targets", targets}, {"labels", labels}};
+  nlohmann::json doc = nlohmann::json::array();
+  doc.push_back(std::move(group));
+  std::error_code ec;
+  const auto dir = fs::path(path).parent_path();
+  if (!dir.empty()) fs::create_directories(dir, ec);
+  SCORCH_CHECK(!ec, "monitor.targets_file '", path, "': cannot create its directory: ",
+               ec.message());
+  // Prometheus reads *.json: a temporary name without that ending is never read half-written.
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << doc.dump(2) << "\n";
+    out.flush();
+    SCORCH_CHECK(out.good(), "monitor.targets_file '", path, "': cannot write '", tmp,
+                 "'; choose a writable path (e.g. in Prometheus's targets directory)");
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp);
+    fail(detail::concat("monitor.targets_file '", path, "': cannot rename '", tmp,
+                        "' into place: ", ec.message()));
+  }
+}
+
+void remove_scrape_targets(const std::string& path) {
+  std::error_code ec;
+  fs::remove(path, ec);
+}
+
+}  // namespace scorch
