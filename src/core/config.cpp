@@ -124,8 +124,9 @@ const std::vector<Field>& fields() {
         "hdf5: check every shard's SHA-256 against the manifest at start");
 
     t.s("model.name", &C::model, &ModelConfig::name,
-        "network: mlp | ddpm | ncsnpp (DDPM++ too) | analytic (exact Gaussian-mixture score)",
-        {"mlp", "ddpm", "ncsnpp", "analytic"});
+        "network: mlp | ddpm | ncsnpp (DDPM++ too) | ncsn | ncsnv2_64 | ncsnv2_128 | ncsnv2_256 "
+        "| analytic (exact Gaussian-mixture score)",
+        {"mlp", "ddpm", "ncsnpp", "ncsn", "ncsnv2_64", "ncsnv2_128", "ncsnv2_256", "analytic"});
     t.d("model.ema_rate", &C::model, &ModelConfig::ema_rate,
         "EMA rate, decay = min(rate, (1+n)/(10+n))", 0, 1);
     t.vd("model.ema_extra_rates", &C::model, &ModelConfig::ema_extra_rates,
@@ -172,7 +173,9 @@ const std::vector<Field>& fields() {
         "divide the output by sigma (VE)");
     t.s("model.nonlinearity", &C::model, &ModelConfig::nonlinearity, "swish | relu | lrelu | elu",
         {"swish", "relu", "lrelu", "elu"});
-    t.s("model.normalization", &C::model, &ModelConfig::normalization, "GroupNorm", {"GroupNorm"});
+    t.s("model.normalization", &C::model, &ModelConfig::normalization,
+        "GroupNorm (ddpm, ncsnpp) | InstanceNorm++ (ncsn, ncsnv2_*)",
+        {"GroupNorm", "InstanceNorm++"});
     t.i("model.mlp_hidden", &C::model, &ModelConfig::mlp_hidden, "MLP width", 1, 1 << 16);
     t.i("model.mlp_layers", &C::model, &ModelConfig::mlp_layers, "MLP hidden layers", 1, 64);
     t.d("model.class_dropout", &C::model, &ModelConfig::class_dropout,
@@ -688,7 +691,9 @@ bool is_toy_data(const Config& c) {
 bool is_image_data(const Config& c) {
   // An hdf5 dataset holds images or vectors; the network says which is meant
   // (the loader checks the manifest agrees).
-  if (c.data.dataset == "hdf5") return c.model.name == "ddpm" || c.model.name == "ncsnpp";
+  if (c.data.dataset == "hdf5")
+    return c.model.name == "ddpm" || c.model.name == "ncsnpp" || c.model.name == "ncsn" ||
+           c.model.name.rfind("ncsnv2_", 0) == 0;
   return !is_toy_data(c);
 }
 

@@ -28,7 +28,7 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  std::string name = "mlp";             // mlp | ddpm | ncsnpp | analytic
+  std::string name = "mlp";  // mlp | ddpm | ncsnpp | ncsn | ncsnv2_64/128/256 | analytic
   double ema_rate = 0.9999;             // score_sde warm-up EMA
   std::vector<double> ema_extra_rates;  // further rates kept beside ema_rate
   double ema_halflife_kimg = 0.0;       // EDM EMA (half-life in kimg); 0 = off
@@ -58,7 +58,7 @@ struct ModelConfig {
   int64_t conv_size = 3;
   bool scale_by_sigma = false;
   std::string nonlinearity = "swish";
-  std::string normalization = "GroupNorm";
+  std::string normalization = "GroupNorm";  // GroupNorm | InstanceNorm++ (ncsn, ncsnv2_*)
   int64_t mlp_hidden = 128;    // MLP width
   int64_t mlp_layers = 3;      // MLP hidden layers
   double class_dropout = 0.0;  // label dropout (classifier-free guidance)

@@ -29,7 +29,13 @@ E parse_choice(const std::string& key, const std::string& value,
 NetworkKind parse_network_kind(const std::string& name) {
   return parse_choice<NetworkKind>(
       "model.name", name,
-      {{"mlp", NetworkKind::kMLP}, {"ddpm", NetworkKind::kDDPM}, {"ncsnpp", NetworkKind::kNCSNpp}});
+      {{"mlp", NetworkKind::kMLP},
+       {"ddpm", NetworkKind::kDDPM},
+       {"ncsnpp", NetworkKind::kNCSNpp},
+       {"ncsn", NetworkKind::kNCSN},
+       {"ncsnv2_64", NetworkKind::kNCSN},
+       {"ncsnv2_128", NetworkKind::kNCSN},
+       {"ncsnv2_256", NetworkKind::kNCSN}});
 }
 
 Activation parse_activation(const std::string& name) {
@@ -86,6 +92,8 @@ Options unet_options(const Config& config) {
   const auto& m = config.model;
   SCORCH_CHECK(m.conv_size == 3, "model.conv_size ", m.conv_size,
                " is not supported: the U-Nets use 3x3 convolutions (set 3)");
+  SCORCH_CHECK(m.normalization == "GroupNorm", "model.normalization ", m.normalization,
+               " is for NCSN / NCSNv2; model.name=", m.name, " uses GroupNorm");
   Options o;
   o.image_size(config.data.image_size)
       .num_channels(config.data.num_channels)
@@ -128,6 +136,33 @@ NCSNppOptions ncsnpp_options(const Config& config) {
       .fourier_scale(m.fourier_scale);
 }
 
+NCSNOptions ncsn_options(const Config& config) {
+  const auto& m = config.model;
+  const NCSNVariant variant = parse_choice<NCSNVariant>(
+      "model.name", m.name,
+      {{"ncsn", NCSNVariant::kV1},
+       {"ncsnv2_64", NCSNVariant::kV2_64},
+       {"ncsnv2_128", NCSNVariant::kV2_128},
+       {"ncsnv2_256", NCSNVariant::kV2_256}});
+  SCORCH_CHECK(m.normalization == "InstanceNorm++", "model.name=", m.name,
+               " needs model.normalization=InstanceNorm++, got ", m.normalization);
+  SCORCH_CHECK(config.data.num_classes == 0, "model.name=", m.name,
+               " is unconditional; data.num_classes must be 0, got ", config.data.num_classes);
+  SCORCH_CHECK(!config.training.continuous, "model.name=", m.name,
+               " is conditioned on noise-level indices; set training.continuous=false "
+               "(with training.sde=vesde, as score_sde's ncsn configs)");
+  return NCSNOptions()
+      .variant(variant)
+      .image_size(config.data.image_size)
+      .num_channels(config.data.num_channels)
+      .centered(config.data.centered)
+      .nf(m.nf)
+      .nonlinearity(parse_activation(m.nonlinearity))
+      .sigma_min(m.sigma_min)
+      .sigma_max(m.sigma_max)
+      .num_scales(m.num_scales);
+}
+
 ScoreNet make_score_net(const Config& config) {
   SCORCH_CHECK(config.model.name != "analytic",
                "model.name=analytic is the exact score of a Gaussian mixture and has nothing to "
@@ -139,6 +174,8 @@ ScoreNet make_score_net(const Config& config) {
       return std::make_shared<DDPMImpl>(ddpm_options(config));
     case NetworkKind::kNCSNpp:
       return std::make_shared<NCSNppImpl>(ncsnpp_options(config));
+    case NetworkKind::kNCSN:
+      return std::make_shared<NCSNImpl>(ncsn_options(config));
   }
   fail("model.name: unknown network");
 }

@@ -11,6 +11,7 @@
 
 #include "nn/ddpm.h"
 #include "nn/mlp.h"
+#include "nn/ncsn.h"
 #include "nn/ncsnpp.h"
 #include "nn/score_net.h"
 
@@ -19,7 +20,7 @@ namespace scorch {
 struct Config;
 
 // The network model.name selects.
-enum class NetworkKind { kMLP, kDDPM, kNCSNpp };
+enum class NetworkKind { kMLP, kDDPM, kNCSNpp, kNCSN };
 
 // Parsers for the string-valued model.* keys; each throws scorch::Error
 // naming the key and the accepted values.
@@ -37,6 +38,9 @@ CombineMethod parse_combine_method(const std::string& name);
 MLPOptions mlp_options(const Config& config);
 DDPMOptions ddpm_options(const Config& config);
 NCSNppOptions ncsnpp_options(const Config& config);
+// model.name ncsn | ncsnv2_64 | ncsnv2_128 | ncsnv2_256 (model.normalization
+// must be InstanceNorm++, data.num_classes 0, training.continuous false).
+NCSNOptions ncsn_options(const Config& config);
 
 // Total parameter count including frozen ones (e.g. NCSN++'s Fourier W).
 int64_t count_parameters(const torch::nn::Module& module);

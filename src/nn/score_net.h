@@ -26,7 +26,8 @@ class ScoreNetImpl : public torch::nn::Module {
 
 using ScoreNet = std::shared_ptr<ScoreNetImpl>;
 
-// Builds model.name (mlp | ddpm | ncsnpp) with the config's options, with
+// Builds model.name (mlp | ddpm | ncsnpp | ncsn | ncsnv2_64 | ncsnv2_128 |
+// ncsnv2_256) with the config's options, with
 // score_sde's initialisation. Throws scorch::Error for an unusable config.
 ScoreNet make_score_net(const Config& config);
 
