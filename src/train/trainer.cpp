@@ -11,6 +11,7 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -25,7 +26,9 @@
 #include "dist/grad_sync.h"
 #include "eval/toy_quality.h"
 #include "losses/loss.h"
+#include "monitor/metrics.h"
 #include "monitor/run_log.h"
+#include "monitor/scrape_targets.h"
 #include "nn/score_model.h"
 #include "nn/score_net.h"
 #include "sampling/pc_sampler.h"
@@ -83,6 +86,7 @@ struct Run {
   int64_t images_seen = 0;
   std::string last_checkpoint;
   int64_t last_checkpoint_step = -1;
+  std::unique_ptr<Metrics> metrics;  // monitor.enabled: this rank's Prometheus endpoint
 };
 
 CheckpointData collect_state(const Run& r) {
@@ -176,6 +180,7 @@ void save(Run& r) {
   prune_checkpoints(dir, r.config.training.keep_checkpoints, r.config.training.keep_every);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint ", path, " (", s, " s)");
+  if (r.metrics) r.metrics->record_checkpoint(r.step, s);
 }
 
 // The collectives this run uses: local for one rank, MPI on the CPU. CUDA
@@ -222,6 +227,75 @@ void check_parameters_agree(Run& r) {
         "' on rank ", rank, " is not rank 0's (dist.check_every=", r.config.dist.check_every,
         "); a rank ran different code or data, or hardware corrupted it"));
   }
+}
+
+// Every rank's string, in rank order (at most 2047 bytes each; longer ones are cut).
+std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& mine) {
+  constexpr int64_t kBytes = 2048;
+  auto buf = torch::zeros({1, kBytes}, torch::kUInt8);
+  std::memcpy(buf.data_ptr(), mine.data(), std::min<size_t>(mine.size(), kBytes - 1));
+  const auto all = comm.all_gather(buf);
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < all.size(0); ++i)
+    out.emplace_back(reinterpret_cast<const char*>(all[i].contiguous().data_ptr<uint8_t>()));
+  return out;
+}
+
+// monitor.enabled: every rank starts its endpoint; if one rank cannot (port in
+// use), every rank stops with its message, rather than the others waiting for
+// it in the next collective. Then rank 0 writes monitor.targets_file (if set)
+// with every rank's host:port, labelled job="scorch", run=<workdir name>.
+void start_metrics(Run& r) {
+  const auto& m = r.config.monitor;
+  std::string mine;
+  try {
+    r.metrics = std::make_unique<Metrics>(
+        MetricsOptions{m.bind, m.port, r.ctx.rank, r.ctx.local_rank, r.ctx.device});
+    mine = "+" + r.metrics->target();
+  } catch (const Error& e) {
+    mine = std::string("-") + e.what();
+  }
+  const auto all = all_gather_strings(*r.comm, mine);
+  std::vector<std::string> targets;
+  for (const auto& s : all) {
+    if (s.empty() || s[0] != '+') fail(s.empty() ? "a rank sent no metrics endpoint" : s.substr(1));
+    targets.push_back(s.substr(1));
+  }
+  std::string endpoints;
+  for (const auto& t : targets) endpoints += (endpoints.empty() ? "" : ", ") + t;
+  log_info("metrics: http://", r.metrics->target(), "/metrics (all ranks: ", endpoints, ")");
+  if (r.ctx.is_main() && !m.targets_file.empty()) {
+    const auto run = r.workdir.lexically_normal().filename().string();
+    write_scrape_targets(m.targets_file, targets,
+                         {{"job", "scorch"}, {"run", run.empty() ? r.workdir.string() : run}});
+    log_info("metrics: Prometheus targets in ", m.targets_file);
+  }
+}
+
+// One step's values for the Prometheus endpoint; `quartiles` hold every
+// rank's sums (after the all-reduce).
+void record_step_metrics(Run& r, const QuartileStats& quartiles, double grad_norm, bool finite,
+                         int64_t images, std::chrono::steady_clock::time_point step_start,
+                         double data_wait) {
+  StepMetrics m;
+  m.step = r.step;
+  m.images = images;
+  m.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+  m.data_wait_seconds = data_wait;
+  m.allreduce_wait_seconds_total = r.sync ? r.sync->wait_seconds() : 0.0;
+  double sum = 0;
+  int64_t count = 0;
+  for (int q = 0; q < 4; ++q) {
+    sum += quartiles.sum[q], count += quartiles.count[q];
+    m.loss_by_quartile[q] = quartiles.mean(q);
+  }
+  m.loss = count ? sum / count : 0.0;
+  m.grad_norm = grad_norm;
+  m.learning_rate = r.optimizer->lr_at(r.step - 1);
+  m.loss_scale = r.scaler->scale();
+  m.skipped = !finite;
+  r.metrics->record_step(m);
 }
 
 void log_interval(Run& r, RunLog& run_log, TrainResult& result, const QuartileStats& quartiles,
@@ -348,6 +422,7 @@ TrainResult Trainer::run() {
   if (world > 1)
     r.sync = std::make_unique<GradSync>(r.net->named_parameters(), *r.comm,
                                         GradSyncOptions{c.dist.bucket_mb});
+  if (c.monitor.enabled) start_metrics(r);
 
   std::optional<RunLog> run_log;
   if (r.ctx.is_main()) {
@@ -373,7 +448,9 @@ TrainResult Trainer::run() {
     seed_streams(c.seed, static_cast<uint64_t>(r.ctx.rank), r.step);
     const auto wait0 = std::chrono::steady_clock::now();
     Batch batch = r.data->next(t.batch_size);
-    data_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count();
+    const double step_data_wait =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count();
+    data_wait += step_data_wait;
     auto x = batch.x.to(r.ctx.device, /*non_blocking=*/true);
     torch::Tensor labels;
     if (c.data.num_classes > 0) {
@@ -472,11 +549,15 @@ TrainResult Trainer::run() {
     r.images_seen += t.batch_size;
     interval_steps += 1;
     interval_images += t.batch_size;
+    if (r.metrics)
+      record_step_metrics(r, step_quartiles, grad_norm, finite, share, wait0, step_data_wait);
 
     const bool last = r.step == t.n_iters;
     if (r.step % t.log_freq == 0 || last) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - interval_start).count();
+      if (r.metrics) r.metrics->record_throughput(static_cast<double>(interval_images) / world /
+                                                 std::max(secs, 1e-9));
       if (run_log)
         log_interval(r, *run_log, result, quartiles, grad_norm_sum, interval_good, interval_steps,
                      data_wait, secs, interval_images);
@@ -519,6 +600,11 @@ TrainResult Trainer::run() {
   result.last_checkpoint = r.last_checkpoint;
   result.quality = quality;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  if (r.metrics) {  // a last scrape sees the final step; then the run leaves Prometheus's targets
+    r.metrics->linger(c.monitor.linger_s);
+    if (r.ctx.is_main() && !c.monitor.targets_file.empty())
+      remove_scrape_targets(c.monitor.targets_file);
+  }
   return result;
 }
 
