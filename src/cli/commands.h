@@ -26,5 +26,7 @@ void add_data_convert_command(CLI::App& data, std::function<int()>& run);
 // scorch stats --data DIR --out FILE [--extractor F] [--features]
 // scorch eval --samples DIR --ref STATS [--extractor F] [--json]
 void add_eval_commands(CLI::App& app, std::function<int()>& run);
+// scorch plot --workdir W | --log FILE [--out DIR] [--json]
+void add_plot_command(CLI::App& app, std::function<int()>& run);
 
 }  // namespace scorch::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   scorch::cli::add_ood_command(app, run);
   scorch::cli::add_data_command(app, run);
   scorch::cli::add_eval_commands(app, run);
+  scorch::cli::add_plot_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
