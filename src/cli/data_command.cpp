@@ -16,7 +16,7 @@ namespace {
 void add_verify(CLI::App& data, std::function<int()>& run) {
   struct Args {
     std::string dir;
-    bool no_checksums = false, json = false;
+    bool no_checksums = false, json = false, no_progress = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = data.add_subcommand(
@@ -25,11 +25,15 @@ void add_verify(CLI::App& data, std::function<int()>& run) {
   cmd->add_option("dir", args->dir, "dataset directory")->required();
   cmd->add_flag("--no-checksums", args->no_checksums, "skip the SHA-256 of every shard");
   cmd->add_flag("--json", args->json, "print the result as one JSON object on stdout");
+  cmd->add_flag("--no-progress", args->no_progress, "no progress bar on stderr");
   cmd->callback([&run, args] {
     run = [args] {
       Manifest m;
       const auto t0 = std::chrono::steady_clock::now();
-      const auto problems = check_dataset(args->dir, {!args->no_checksums}, &m);
+      DatasetCheckOptions check;
+      check.checksums = !args->no_checksums;
+      check.progress = !args->no_progress;
+      const auto problems = check_dataset(args->dir, check, &m);
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (args->json) {

@@ -10,6 +10,7 @@
 #include "cli/model_source.h"
 #include "core/compat.h"
 #include "core/log.h"
+#include "core/progress.h"
 #include "data/sharded_dataset.h"
 #include "data/source.h"
 #include "eval/ood.h"
@@ -23,17 +24,21 @@ struct OodArgs {
   ModelSourceArgs model;
   std::string in, ood, score = "loss", scores_out;
   int64_t num = 1000, batch = 256, draws = 10, seed = 0;
-  bool json = false;
+  bool json = false, no_progress = false;
 };
 
-// Per-sample scores of the first `num` samples of `dir`.
-torch::Tensor score_dataset(const OodArgs& a, const LoadedModel& m, const std::string& dir) {
+// Per-sample scores of the first `num` samples of `dir` (`what` labels the
+// progress bar).
+torch::Tensor score_dataset(const OodArgs& a, const LoadedModel& m, const std::string& dir,
+                            const std::string& what) {
   const auto& c = m.config;
   ShardedDataset data(dir, {/*checksums=*/true});
   const bool images = data.manifest().kind == SampleKind::kImages;
   const int64_t n = std::min(a.num, data.size());
   auto gen = compat::cpu_generator(static_cast<uint64_t>(a.seed));
   std::vector<torch::Tensor> out;
+  std::unique_ptr<ProgressBar> bar;
+  if (!a.no_progress) bar = std::make_unique<ProgressBar>(what + " (" + a.score + ")", n);
   for (int64_t first = 0; first < n; first += a.batch) {
     const int64_t b = std::min(a.batch, n - first);
     auto raw = data.read_range(first, b);
@@ -56,6 +61,7 @@ torch::Tensor score_dataset(const OodArgs& a, const LoadedModel& m, const std::s
       out.push_back(denoising_score(c, m.sde, *m.net, x.to(m.device), a.draws,
                                     static_cast<uint64_t>(a.seed)));
     }
+    if (bar) bar->add(b);
   }
   return torch::cat(out);
 }
@@ -80,13 +86,14 @@ void add_ood_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--seed", args->seed, "seed of the draws")->capture_default_str();
   cmd->add_option("--scores", args->scores_out, "write per-sample scores as JSON to this file");
   cmd->add_flag("--json", args->json, "print the result as one JSON object on stdout");
+  cmd->add_flag("--no-progress", args->no_progress, "no progress bar on stderr");
   cmd->callback([&run, args] {
     run = [args] {
       SCORCH_CHECK(args->num > 0 && args->batch > 0, "--num and --batch must be positive");
       LoadedModel m = load_model(args->model);
       const auto t0 = std::chrono::steady_clock::now();
-      auto s_in = score_dataset(*args, m, args->in);
-      auto s_ood = score_dataset(*args, m, args->ood);
+      auto s_in = score_dataset(*args, m, args->in, "in-distribution");
+      auto s_ood = score_dataset(*args, m, args->ood, "out-of-distribution");
       const double area = auroc(s_in, s_ood);
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

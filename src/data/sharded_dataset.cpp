@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "data/checksum.h"
 #include "data/hdf5_util.h"
 
@@ -106,7 +107,19 @@ std::vector<std::string> ShardedDataset::open(const std::string& dir,
   const auto& m = manifest_;
   const bool images = m.kind == SampleKind::kImages;
   const int64_t sample_bytes = m.sample_bytes();
+  std::unique_ptr<ProgressBar> bar;
+  if (options.progress)
+    bar = std::make_unique<ProgressBar>(
+        options.checksums ? "checking shards (SHA-256)" : "checking shards",
+        static_cast<int64_t>(m.shards.size()));
   for (const auto& entry : m.shards) {
+    // Counts the shard when its checks end, by whichever `continue`.
+    struct Tick {
+      ProgressBar* bar;
+      ~Tick() {
+        if (bar) bar->add(1);
+      }
+    } tick{bar.get()};
     auto shard = std::make_unique<Shard>();
     Shard& s = *shard;
     s.path = (fs::path(dir) / entry.file).string();

@@ -20,6 +20,7 @@ namespace scorch {
 
 struct DatasetCheckOptions {
   bool checksums = true;  // hash every shard against the manifest's SHA-256
+  bool progress = false;  // a progress bar over the shards on stderr (core/progress.h)
 };
 
 // Every problem of the dataset at `dir`, each naming the file; empty if none.
