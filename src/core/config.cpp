@@ -316,6 +316,10 @@ const std::vector<Field>& fields() {
     t.b("monitor.enabled", &C::monitor, &MonitorConfig::enabled, "serve Prometheus metrics");
     t.s("monitor.bind", &C::monitor, &MonitorConfig::bind, "metrics bind address");
     t.i("monitor.port", &C::monitor, &MonitorConfig::port, "metrics port (+ local rank)", 1, 65535);
+    t.s("monitor.targets_file", &C::monitor, &MonitorConfig::targets_file,
+        "Prometheus file_sd JSON that rank 0 writes with every rank's host:port; empty = none");
+    t.d("monitor.linger_s", &C::monitor, &MonitorConfig::linger_s,
+        "seconds the metrics endpoints stay up after training ends (for a last scrape)", 0, 86400);
     return t.fields;
   }();
   return table;
@@ -329,10 +333,6 @@ const Field* find_field(const std::string& path) {
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
-    t.s("monitor.targets_file", &C::monitor, &MonitorConfig::targets_file,
-        "Prometheus file_sd JSON that rank 0 writes with every rank's host:port; empty = none");
-    t.d("monitor.linger_s", &C::monitor, &MonitorConfig::linger_s,
-        "seconds the metrics endpoints stay up after training ends (for a last scrape)", 0, 86400);
   size_t best_d = std::string::npos;
   for (const auto& c : candidates) {
     size_t d = edit_distance(word, c);

@@ -158,12 +158,12 @@ struct MonitorConfig {
   bool enabled = false;
   std::string bind = "127.0.0.1";
   int64_t port = 9400;  // + local rank
+  std::string targets_file;  // rank 0 writes a Prometheus file_sd JSON here; "" = none
+  double linger_s = 0.0;     // seconds the endpoint stays up after training ends
 };
 
 struct Config {
   int64_t seed = 42;
-  std::string targets_file;  // rank 0 writes a Prometheus file_sd JSON here; "" = none
-  double linger_s = 0.0;     // seconds the endpoint stays up after training ends
   DataConfig data;
   ModelConfig model;
   TrainingConfig training;
