@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "dist/mpi.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Scorch: score-based generative models (score SDEs, NCSN, DDPM) on LibTorch"};
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   scorch::cli::add_data_command(app, run);
   scorch::cli::add_eval_commands(app, run);
   scorch::cli::add_plot_command(app, run);
+  scorch::cli::add_classifier_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -42,6 +44,7 @@ int main(int argc, char** argv) {
     return scorch::kExitFailure;
   } catch (const std::exception& e) {
     std::cerr << "scorch: internal error: " << e.what() << "\n";
+    scorch::abort_job_if_distributed(scorch::kExitFailure);  // peers may wait in a collective
     return scorch::kExitFailure;
   }
 }

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "dist/context.h"
 #include "nn/analytic.h"
+#include "nn/import_score_sde.h"
 #include "nn/model_factory.h"
 #include "train/checkpoint.h"
 #include "train/ema.h"
@@ -15,7 +16,45 @@
 namespace scorch::cli {
 namespace fs = std::filesystem;
 
+namespace {
+
+// --score-sde-checkpoint: the architecture comes from --config (score_sde
+// checkpoints hold weights only); its EMA or raw weights are imported.
+LoadedModel load_imported(const ModelSourceArgs& a) {
+  SCORCH_CHECK(a.checkpoint.empty() && a.workdir.empty(),
+               "--score-sde-checkpoint excludes --checkpoint and --workdir");
+  SCORCH_CHECK(!a.config.empty(), "--score-sde-checkpoint '", a.score_sde_checkpoint,
+               "' needs --config naming its architecture (e.g. configs/vp/cifar10_ddpmpp_continuous"
+               ".yaml, with the overrides it was trained with)");
+  SCORCH_CHECK(fs::is_regular_file(a.score_sde_checkpoint), "--score-sde-checkpoint '",
+               a.score_sde_checkpoint, "' is not a file");
+  SCORCH_CHECK(a.weights == "ema" || a.weights == "model", "--weights '", a.weights,
+               "' with --score-sde-checkpoint: use ema or model (score_sde keeps one EMA)");
+  LoadedModel out;
+  out.config = load_config(a.config, a.overrides);
+  const auto& c = out.config;
+  SCORCH_CHECK(c.model.name == "ddpm" || c.model.name == "ncsnpp", "--score-sde-checkpoint "
+               "imports DDPM and NCSN++/DDPM++ networks; --config has model.name '",
+               c.model.name, "'");
+  out.device = make_single_process_context(c).device;
+  out.sde = make_sde(c);
+  out.net = make_score_net(c);
+  const auto ckpt = import_score_sde_checkpoint(
+      a.score_sde_checkpoint, *out.net,
+      a.weights == "ema" ? ImportWeights::kEma : ImportWeights::kModel);
+  out.step = ckpt.step;
+  out.description = "score_sde checkpoint '" + a.score_sde_checkpoint + "' (step " +
+                    std::to_string(ckpt.step) +
+                    (a.weights == "ema" ? ", EMA " + std::to_string(ckpt.ema_decay) : ", raw model weights") + ")";
+  out.net->to(out.device);
+  out.net->eval();
+  return out;
+}
+
+}  // namespace
+
 LoadedModel load_model(const ModelSourceArgs& a) {
+  if (!a.score_sde_checkpoint.empty()) return load_imported(a);
   LoadedModel out;
   std::string ckpt_path = a.checkpoint;
   if (ckpt_path.empty() && !a.workdir.empty()) {
@@ -91,6 +130,8 @@ void add_model_source_options(CLI::App& cmd, ModelSourceArgs& a) {
   cmd.add_option("--workdir", a.workdir, "run directory: its newest checkpoint and config");
   cmd.add_option("--checkpoint", a.checkpoint,
                  "a checkpoint file instead of --workdir (its saved config is used)");
+  cmd.add_option("--score-sde-checkpoint", a.score_sde_checkpoint,
+                 "import a yang-song/score_sde_pytorch checkpoint.pth (architecture from --config)");
   cmd.add_option("--config", a.config,
                  "YAML config (default: the checkpoint's or the workdir's); needed for analytic");
   cmd.add_option("--weights", a.weights,

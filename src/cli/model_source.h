@@ -1,7 +1,9 @@
 // Where inference commands (sample, likelihood) get their config and model:
 // --checkpoint FILE (its embedded config), or the newest checkpoint of
-// --workdir W (the workdir's config.yaml), or, for model.name=analytic, no
-// checkpoint at all (--config). EMA weights by default.
+// --workdir W (the workdir's config.yaml), or a checkpoint of
+// yang-song/score_sde_pytorch (--score-sde-checkpoint FILE with --config
+// naming its architecture), or, for model.name=analytic, no checkpoint at all
+// (--config). EMA weights by default.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,6 +19,7 @@ namespace scorch::cli {
 
 struct ModelSourceArgs {
   std::string workdir, checkpoint, config;
+  std::string score_sde_checkpoint;  // a score_sde_pytorch checkpoint.pth to import
   std::vector<std::string> overrides;
   std::string weights = "ema";  // ema (the first EMA rate), model, or an EMA name ("0.999")
 };
@@ -33,7 +36,7 @@ struct LoadedModel {
 // Throws scorch::Error naming the flag, file or key at fault.
 LoadedModel load_model(const ModelSourceArgs& args);
 
-// Registers --workdir, --checkpoint, --config, --weights and the positional
+// Registers --workdir, --checkpoint, --score-sde-checkpoint, --config, --weights and the positional
 // key.path=value overrides on `cmd`, filling `args`.
 void add_model_source_options(CLI::App& cmd, ModelSourceArgs& args);
 

@@ -284,7 +284,17 @@ const std::vector<Field>& fields() {
     t.i("eval.num_samples", &C::eval, &EvalConfig::num_samples, "samples for metrics", 1);
     t.i("eval.batch_size", &C::eval, &EvalConfig::batch_size, "evaluation batch", 1);
     t.s("eval.feature_extractor", &C::eval, &EvalConfig::feature_extractor,
-        "TorchScript feature extractor file");
+        "feature extractor: a TorchScript file (Inception convention) or a classifier "
+        "checkpoint from `scorch classifier`");
+    t.s("eval.reference", &C::eval, &EvalConfig::reference,
+        "reference statistics (.npz from scorch stats, pytorch-fid or EDM) for eval.freq and "
+        "scorch eval --workdir");
+    t.i("eval.freq", &C::eval, &EvalConfig::freq,
+        "training: FID/IS/KID of EMA samples every this many steps; 0 = off", 0);
+    t.i("eval.freq_num_samples", &C::eval, &EvalConfig::freq_num_samples,
+        "training: samples per evaluation at eval.freq", 2);
+    t.i("eval.is_splits", &C::eval, &EvalConfig::is_splits,
+        "Inception Score splits: 10 as the reference tools, 1 for the single-split convention", 1);
 
     t.s("dist.device", &C::dist, &DistConfig::device, "auto | cpu | cuda", {"auto", "cpu", "cuda"});
     t.s("dist.backend", &C::dist, &DistConfig::backend, "auto | nccl | mpi | local",
@@ -634,7 +644,7 @@ void validate(const Config& c) {
                "sampling.method=ddim needs training.sde=vpsde, got ", c.training.sde,
                "; use ode or edm for other SDEs");
   const auto& pred = c.sampling.predictor;
-  if (pred == "reverse_diffusion" || pred == "ancestral_sampling")
+  if (c.sampling.method == "pc" && (pred == "reverse_diffusion" || pred == "ancestral_sampling"))
     SCORCH_CHECK(c.sampling.num_steps == 0 || c.sampling.num_steps == m.num_scales,
                  "sampling.predictor=", pred, " steps through the model.num_scales=", m.num_scales,
                  " discrete levels, so sampling.num_steps must be 0 or ", m.num_scales, ", got ",

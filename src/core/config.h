@@ -130,7 +130,11 @@ struct SamplingConfig {
 struct EvalConfig {
   int64_t num_samples = 50000;
   int64_t batch_size = 1024;
-  std::string feature_extractor;  // TorchScript file
+  std::string feature_extractor;  // TorchScript file or a Scorch classifier checkpoint
+  std::string reference;          // reference statistics (.npz) for eval during training / --workdir
+  int64_t freq = 0;               // training: evaluate every `freq` steps; 0 = off
+  int64_t freq_num_samples = 1000;  // samples per evaluation during training
+  int64_t is_splits = 10;         // Inception Score splits: 10 (the reference), 1 (single split)
 };
 
 struct DistConfig {

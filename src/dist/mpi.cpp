@@ -262,4 +262,14 @@ std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s) {
   return std::make_unique<MpiCommunicator>(timeout_s);
 }
 
+void abort_job_if_distributed(int exit_code) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return;
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+}
+
 }  // namespace scorch

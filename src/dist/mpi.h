@@ -27,4 +27,10 @@ DistContext make_mpi_context(const Config& config);
 // REQUIRES: launched_by_mpi(), timeout_s > 0.
 std::unique_ptr<Communicator> make_mpi_communicator(double timeout_s = 600);
 
+// For an unexpected error on one rank: when MPI is running with more than one
+// rank, MPI_Abort ends the whole job with `exit_code` at once (a plain exit
+// would finalise MPI and wait for peers that may be blocked in a collective
+// until dist.timeout_s). Otherwise returns and the caller exits as usual.
+void abort_job_if_distributed(int exit_code);
+
 }  // namespace scorch

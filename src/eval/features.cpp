@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "eval/classifier.h"
 #include "data/checksum.h"
 
 namespace scorch {
@@ -78,6 +79,7 @@ class TorchScriptExtractor : public FeatureExtractor {
 
 std::unique_ptr<FeatureExtractor> load_feature_extractor(const std::string& path,
                                                          const torch::Device& device) {
+  if (is_classifier_checkpoint(path)) return load_classifier_extractor(path, device);
   return std::make_unique<TorchScriptExtractor>(path, device);
 }
 

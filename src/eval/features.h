@@ -38,7 +38,8 @@ class FeatureExtractor {
   virtual std::string identity() const = 0;
 };
 
-// A TorchScript extractor (see the convention above) on `device`. Throws
+// The extractor in `path` on `device`: a Scorch classifier checkpoint
+// (eval/classifier.h) or else a TorchScript file (the convention above). Throws
 // scorch::Error naming the file if it is missing, not TorchScript, or its
 // forward does not take a tensor.
 std::unique_ptr<FeatureExtractor> load_feature_extractor(const std::string& path,

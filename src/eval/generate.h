@@ -12,6 +12,7 @@
 #include <string>
 
 #include "data/shard_format.h"
+#include "eval/evaluate.h"
 #include "sampling/pc_sampler.h"
 
 namespace scorch {
@@ -41,6 +42,38 @@ using BatchSampler = std::function<SampleResult(int64_t batch)>;
 
 GenerateResult generate_dataset(const Config& config, const BatchSampler& sampler,
                                 const GenerateOptions& options);
+
+// Generation for evaluation, spread over the ranks of a job: image i is drawn
+// with per-sample noise (core/sample_noise.h) seeded by (seed, i), so the
+// images, and the metrics up to float64 rounding, are the same on any number
+// of ranks and with any batch size. Blocks are assigned and gathered as in
+// extract_images (evaluate.h); rank 0 writes the images to `out_dir` when it
+// is set. Every rank must call this with the same options.
+struct SampleEvalOptions {
+  int64_t num = 0;
+  int64_t batch_size = 0;   // samples per sampler call and per extraction block
+  uint64_t seed = 0;
+  bool features = false;       // gather features (KID, precision/recall)
+  bool probabilities = true;   // gather class probabilities (IS)
+  std::string out_dir;         // "" = keep no images
+  bool overwrite = false;
+  bool progress = true;
+};
+
+struct SampleEvalResult {
+  DatasetFeatures features;
+  int64_t nfe = 0;
+  double sampling_seconds = 0;  // this rank's time in the sampler
+  double extract_seconds = 0;   // this rank's time in the extractor and collectives
+  double seconds = 0;           // wall time of the whole call
+};
+
+// Draws samples [first, first + n) in the model's data space: [n, ...].
+using IndexedSampler = std::function<SampleResult(int64_t first, int64_t n)>;
+
+SampleEvalResult sample_and_extract(const Config& config, const IndexedSampler& sampler,
+                                    FeatureExtractor& extractor, Communicator& comm,
+                                    const SampleEvalOptions& options);
 
 // Model-space samples -> what the dataset stores: uint8 [N, H, W, C] for
 // images (inverse scaler, clip(x * 255) truncated), float32 [N, D] for vectors.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/sample_noise.h"
 #include "nn/score_model.h"
 
 namespace scorch {
@@ -47,7 +48,7 @@ SampleResult projected_pc_sample(const Sde& sde, const ScoreFn& score, const tor
   // The perturbation kernel p_0t(. | x_obs) imposed on the observed part.
   auto impose = [&](const PCStep& s, const torch::Tensor& t) {
     const auto kernel = sde.marginal_prob(x_obs, t);
-    const auto noisy = kernel.mean + batch_view(kernel.std, x_obs) * torch::randn_like(x_obs);
+    const auto noisy = kernel.mean + batch_view(kernel.std, x_obs) * sample_randn_like(x_obs);
     return PCStep{replace(s.x, noisy), replace(s.x_mean, kernel.mean)};
   };
   auto x = sde.prior_sampling(x_obs.sizes(), options);

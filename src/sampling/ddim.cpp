@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/sample_noise.h"
 
 namespace scorch {
 
@@ -70,7 +71,7 @@ SampleResult ddim_sample_from(const Sde& sde, const ScoreFn& score, const torch:
                  " is too large: sigma^2 exceeds 1 - alpha_bar_prev at step ", i,
                  " (eta <= 1 is always valid)");
     x = x0_pred * std::sqrt(a_prev) + eps_pred * std::sqrt(std::max(dir_var, 0.0));
-    if (sigma > 0) x = x + torch::randn_like(x) * sigma;
+    if (sigma > 0) x = x + sample_randn_like(x) * sigma;
   }
   return {x.to(dtype), n};
 }

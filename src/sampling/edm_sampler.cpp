@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/sample_noise.h"
 
 namespace scorch {
 namespace {
@@ -72,7 +73,7 @@ torch::Tensor edm_sigma_steps(int64_t num_steps, double sigma_min, double sigma_
 
 SampleResult edm_sample(const Sde& sde, const ScoreFn& score, at::IntArrayRef shape,
                         const torch::TensorOptions& tensor_options, const EdmOptions& options) {
-  return edm_sample_from(sde, score, torch::randn(shape, tensor_options), options);
+  return edm_sample_from(sde, score, sample_randn(shape, tensor_options), options);
 }
 
 SampleResult edm_sample_from(const Sde& sde, const ScoreFn& score, const torch::Tensor& z,
@@ -117,7 +118,7 @@ SampleResult edm_sample_from(const Sde& sde, const ScoreFn& score, const torch::
     double sigma_hat = sigma;
     if (gamma_max > 0 && o.s_tmin <= sigma && sigma <= o.s_tmax) {
       sigma_hat = std::min(sigma * (1.0 + gamma_max), std::max(sigma_top, sigma));
-      x = x + torch::randn_like(x) * (std::sqrt(sigma_hat * sigma_hat - sigma * sigma) * o.s_noise);
+      x = x + sample_randn_like(x) * (std::sqrt(sigma_hat * sigma_hat - sigma * sigma) * o.s_noise);
     }
     auto d = slope(x, sigma_hat);
     auto x_next = x + d * (sigma_next - sigma_hat);

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/sample_noise.h"
 
 namespace scorch {
 namespace {
@@ -44,13 +45,13 @@ PCStep pc_predictor_step(const Sde& sde, const ScoreFn& score, const torch::Tens
       const double dt = -1.0 / static_cast<double>(o.num_steps);
       auto rev = sde.reverse_sde(score, x, t, o.probability_flow);
       auto x_mean = x + rev.drift * dt;
-      auto z = torch::randn_like(x);
+      auto z = sample_randn_like(x);
       return {x_mean + bcast(rev.diffusion, x) * std::sqrt(-dt) * z, x_mean};
     }
     case Predictor::kReverseDiffusion: {
       auto rev = sde.reverse_discretize(score, x, t, o.probability_flow);
       auto x_mean = x - rev.drift;
-      auto z = torch::randn_like(x);
+      auto z = sample_randn_like(x);
       return {x_mean + bcast(rev.diffusion, x) * z, x_mean};
     }
     case Predictor::kAncestral: {
@@ -64,12 +65,12 @@ PCStep pc_predictor_step(const Sde& sde, const ScoreFn& score, const torch::Tens
                                  sig.index_select(0, (i - 1).clamp_min(0)).to(x.dtype()));
         auto x_mean = x + bcast(sigma.pow(2) - prev.pow(2), x) * s;
         auto std = torch::sqrt(prev.pow(2) * (sigma.pow(2) - prev.pow(2)) / sigma.pow(2));
-        return {x_mean + bcast(std, x) * torch::randn_like(x), x_mean};
+        return {x_mean + bcast(std, x) * sample_randn_like(x), x_mean};
       }
       const auto& vp = static_cast<const VPSde&>(sde);
       auto beta = vp.discrete_betas().to(x.device()).index_select(0, i).to(x.dtype());
       auto x_mean = (x + bcast(beta, x) * s) / bcast(torch::sqrt(1 - beta), x);
-      return {x_mean + bcast(torch::sqrt(beta), x) * torch::randn_like(x), x_mean};
+      return {x_mean + bcast(torch::sqrt(beta), x) * sample_randn_like(x), x_mean};
     }
   }
   TORCH_CHECK(false, "unknown predictor");
@@ -83,7 +84,7 @@ PCStep pc_corrector_step(const Sde& sde, const ScoreFn& score, const torch::Tens
   torch::Tensor x_mean = x;
   for (int64_t k = 0; k < o.n_steps_each; ++k) {
     auto grad = score(x, t);
-    auto z = torch::randn_like(x);
+    auto z = sample_randn_like(x);
     torch::Tensor step_size;
     if (o.corrector == Corrector::kLangevin) {
       step_size = langevin_step_size(grad, z, alpha, o.snr, o.batch_sum);

@@ -3,6 +3,7 @@
 // marginal variance is (1 - m^2)^2. Discretized by the base Euler–Maruyama form.
 #include <cmath>
 
+#include "core/sample_noise.h"
 #include "sde/sde.h"
 
 namespace scorch {
@@ -29,7 +30,7 @@ Marginal SubVPSde::marginal_prob(const torch::Tensor& x, const torch::Tensor& t)
 
 torch::Tensor SubVPSde::prior_sampling(at::IntArrayRef shape,
                                        const torch::TensorOptions& options) const {
-  return torch::randn(shape, options);
+  return sample_randn(shape, options);
 }
 
 torch::Tensor SubVPSde::prior_logp(const torch::Tensor& z) const {

@@ -3,6 +3,7 @@
 // with the SMLD discretization x_{i+1} = x_i + sqrt(sigma_i^2 - sigma_{i-1}^2) z.
 #include <cmath>
 
+#include "core/sample_noise.h"
 #include "sde/schedules.h"
 #include "sde/sde.h"
 
@@ -32,7 +33,7 @@ Marginal VESde::marginal_prob(const torch::Tensor& x, const torch::Tensor& t) co
 
 torch::Tensor VESde::prior_sampling(at::IntArrayRef shape,
                                     const torch::TensorOptions& options) const {
-  return torch::randn(shape, options) * sigma_max_;
+  return sample_randn(shape, options) * sigma_max_;
 }
 
 torch::Tensor VESde::prior_logp(const torch::Tensor& z) const {

@@ -3,6 +3,7 @@
 // with the DDPM discretization x_{i+1} = sqrt(alpha_i) x_i + sqrt(beta_i) z (Ho et al. 2020).
 #include <cmath>
 
+#include "core/sample_noise.h"
 #include "sde/schedules.h"
 #include "sde/sde.h"
 
@@ -31,7 +32,7 @@ Marginal VPSde::marginal_prob(const torch::Tensor& x, const torch::Tensor& t) co
 
 torch::Tensor VPSde::prior_sampling(at::IntArrayRef shape,
                                     const torch::TensorOptions& options) const {
-  return torch::randn(shape, options);
+  return sample_randn(shape, options);
 }
 
 torch::Tensor VPSde::prior_logp(const torch::Tensor& z) const {

@@ -24,6 +24,8 @@
 #include "dist/communicator.h"
 #include "dist/context.h"
 #include "dist/grad_sync.h"
+#include "eval/model_eval.h"
+#include "eval/reference_stats.h"
 #include "eval/toy_quality.h"
 #include "losses/loss.h"
 #include "monitor/metrics.h"
@@ -87,6 +89,9 @@ struct Run {
   std::string last_checkpoint;
   int64_t last_checkpoint_step = -1;
   std::unique_ptr<Metrics> metrics;  // monitor.enabled: this rank's Prometheus endpoint
+  // eval.freq > 0: the extractor and reference statistics, loaded once.
+  std::unique_ptr<FeatureExtractor> extractor;
+  std::optional<ReferenceStats> reference;
 };
 
 CheckpointData collect_state(const Run& r) {
@@ -166,6 +171,35 @@ nlohmann::json snapshot_samples(Run& r) {
   log_info("snapshot at step ", r.step, ": ", dir.string(),
            quality.empty() ? "" : " swd=" + std::to_string(quality["swd"].get<double>()));
   return quality;
+}
+
+// eval.freq: FID/IS/KID of eval.freq_num_samples EMA samples, drawn on every
+// rank with per-sample noise (the same images at every evaluation and on any
+// number of ranks, so the curve shows the model, not the noise). Rank 0
+// writes the report to log.jsonl ({"step", "eval"}) and eval/.
+nlohmann::json evaluate_during_training(Run& r) {
+  const auto& c = r.config;
+  torch::NoGradGuard no_grad;
+  r.ema->store(*r.net);
+  r.ema->copy_to(*r.net, r.ema->default_name());
+  r.net->eval();
+  SampleEvalOptions o;
+  o.num = c.eval.freq_num_samples;
+  o.batch_size = c.sampling.batch_size;
+  o.seed = c.seed;
+  o.progress = false;
+  auto report = evaluate_model(c, r.sde, r.net, r.ctx.device, *r.extractor, *r.reference, *r.comm, o);
+  r.net->train();
+  r.ema->restore(*r.net);
+  if (!r.ctx.is_main()) return report;
+  report["step"] = r.step;
+  report["ema"] = r.ema->default_name();
+  write_text_atomic(r.workdir / "eval" / ("eval_" + step_name(r.step) + ".json"),
+                    report.dump(2) + "\n");
+  log_info("eval at step ", r.step, ": FID ", report["fid"].dump(), ", IS ",
+           report["inception_score"].dump(), ", KID ", report["kid"].dump(), " (",
+           o.num, " EMA samples, ", report["seconds"].get<double>(), " s)");
+  return report;
 }
 
 void save(Run& r) {
@@ -385,6 +419,16 @@ TrainResult Trainer::run() {
              ": LibTorch's CPU autocast has no float16, so the forward pass stays float32; "
              "dynamic loss scaling runs as it does on a GPU");
   r.data = make_data_source(c, DataPlacement{r.ctx.rank, r.ctx.world_size, r.ctx.device.is_cuda()});
+  if (c.eval.freq > 0) {  // checked before the first step, not at the first evaluation
+    SCORCH_CHECK(is_image_data(c), "eval.freq=", c.eval.freq, " computes FID of images; data.dataset '",
+                 c.data.dataset, "' is vector data (its snapshots report a sliced Wasserstein "
+                 "distance instead); set eval.freq=0");
+    SCORCH_CHECK(!c.eval.reference.empty() && !c.eval.feature_extractor.empty(), "eval.freq=",
+                 c.eval.freq, " needs eval.reference (statistics from `scorch stats`) and "
+                 "eval.feature_extractor (a TorchScript file or a `scorch classifier` checkpoint)");
+    r.reference = load_reference_stats(c.eval.reference);
+    r.extractor = load_feature_extractor(c.eval.feature_extractor, r.ctx.device);
+  }
 
   // Rank 0 picks the checkpoint; every rank loads it.
   TrainResult result;
@@ -583,6 +627,13 @@ TrainResult Trainer::run() {
     if (snapshot && t.snapshot_sampling && r.ctx.is_main()) {
       quality = snapshot_samples(r);
       if (!quality.empty()) run_log->write({{"step", r.step}, {"quality", quality}});
+    }
+    if (c.eval.freq > 0 && r.step % c.eval.freq == 0) {
+      const auto e0 = std::chrono::steady_clock::now();
+      const auto report = evaluate_during_training(r);
+      if (run_log) run_log->write({{"step", r.step}, {"eval", report}});
+      if (r.metrics) r.metrics->record_eval(r.step, report);
+      interval_start += std::chrono::steady_clock::now() - e0;  // not training time
     }
   }
   if (world > 1) r.comm->barrier();  // the final checkpoint is on disk for every rank

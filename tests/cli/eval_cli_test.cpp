@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_util.h"
+#include "cli/detector.h"
 #include "data/shard_writer.h"
 #include "eval/metrics.h"
 
@@ -18,22 +19,6 @@ namespace scorch::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Features: the three channel means and the mean square of the image, on
-// the [0, 255] scale; probabilities: softmax of the channel means / 64.
-void save_detector(const std::string& path) {
-  torch::jit::Module m("Detector");
-  m.define(R"(
-    def forward(self, img: Tensor, return_features: bool = False, use_fp16: bool = False,
-                no_output_bias: bool = False):
-        x = img.float()
-        f = torch.cat([x.mean(dim=[2, 3]), (x * x).mean(dim=[1, 2, 3]).unsqueeze(1) / 255.0], 1)
-        if return_features:
-            return f
-        return torch.softmax(f[:, 0:3] / 64.0, dim=1)
-  )");
-  m.save(path);
-}
 
 // n random RGB images 6x6 with a per-dataset brightness offset.
 torch::Tensor random_images(int64_t n, int64_t seed, int64_t offset) {
@@ -48,12 +33,6 @@ void write_dataset(const fs::path& dir, const torch::Tensor& images) {
   ShardWriter w(dir.string(), o);
   w.add_batch(images);
   w.finish();
-}
-
-// The detector's features computed here, independently of the binary.
-torch::Tensor features_of(const torch::Tensor& images_nhwc) {
-  const auto x = images_nhwc.permute({0, 3, 1, 2}).to(torch::kDouble);
-  return torch::cat({x.mean({2, 3}), (x * x).mean({1, 2, 3}).unsqueeze(1) / 255.0}, 1);
 }
 
 struct Fixture {

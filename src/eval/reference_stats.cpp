@@ -1,10 +1,10 @@
 // .npz reference statistics (see reference_stats.h).
-#include "cli/reference_stats.h"
+#include "eval/reference_stats.h"
 
 #include "core/error.h"
 #include "data_tools/npz.h"
 
-namespace scorch::cli {
+namespace scorch {
 
 void save_reference_stats(const std::string& path, const ReferenceStats& stats) {
   std::map<std::string, torch::Tensor> arrays = {
@@ -47,4 +47,4 @@ ReferenceStats load_reference_stats(const std::string& path) {
   return s;
 }
 
-}  // namespace scorch::cli
+}  // namespace scorch

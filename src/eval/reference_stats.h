@@ -9,7 +9,7 @@
 
 #include "eval/evaluate.h"
 
-namespace scorch::cli {
+namespace scorch {
 
 void save_reference_stats(const std::string& path, const ReferenceStats& stats);
 
@@ -17,4 +17,4 @@ void save_reference_stats(const std::string& path, const ReferenceStats& stats);
 // shapes disagree.
 ReferenceStats load_reference_stats(const std::string& path);
 
-}  // namespace scorch::cli
+}  // namespace scorch
