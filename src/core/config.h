@@ -161,7 +161,7 @@ struct PreemptionConfig {
 struct MonitorConfig {
   bool enabled = false;
   std::string bind = "127.0.0.1";
-  int64_t port = 9400;  // + local rank
+  int64_t port = 9464;  // + local rank (9400 is dcgm-exporter's default)
   std::string targets_file;  // rank 0 writes a Prometheus file_sd JSON here; "" = none
   double linger_s = 0.0;     // seconds the endpoint stays up after training ends
 };

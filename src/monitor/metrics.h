@@ -4,7 +4,7 @@
 // bytes), counters end in _total, and every series carries the labels rank and
 // local_rank. The README's "Monitoring" section lists every metric.
 //
-//   Metrics metrics(MetricsOptions{"127.0.0.1", 9400, ctx.rank, ctx.local_rank});
+//   Metrics metrics(MetricsOptions{"127.0.0.1", 9464, ctx.rank, ctx.local_rank});
 //   metrics.record_step(step_metrics);                  // after each optimizer step
 //   metrics.record_eval(step, {{"fid", 3.1}, {"kid", 0.002}});
 //
@@ -34,7 +34,7 @@ namespace scorch {
 
 struct MetricsOptions {
   std::string bind = "127.0.0.1";  // monitor.bind; "0.0.0.0" = every interface
-  int64_t base_port = 9400;        // monitor.port; this rank serves base_port + local_rank;
+  int64_t base_port = 9464;        // monitor.port; this rank serves base_port + local_rank;
                                    // 0 = any free port (tests), see port()
   int rank = 0;
   int local_rank = 0;

@@ -1,0 +1,197 @@
+// Training and sampling throughput of the DDPM++ and NCSN++ CIFAR-10 configs
+// (score_sde's vp/cifar10_ddpmpp_continuous and ve/cifar10_ncsnpp_continuous):
+// per precision (fp32, bf16, fp16 with dynamic loss scaling) the training
+// images/s, mean step time and, on a GPU, peak allocated memory of the whole
+// step (forward, backward, clip, Adam, EMA) on random data; then sampling
+// samples/s with the PC sampler (the config's predictor/corrector, 1000
+// steps) and EDM's Heun sampler (18 steps, 35 NFE). The GPU defaults are the
+// issue's (128 images per GPU); without a GPU the models shrink (model.nf=32,
+// batch 8, 3 steps, 25 PC steps) so the table is a smoke run, not a figure.
+//   bench_train [--batch B] [--steps S] [--pc-steps N] [--precisions fp32,bf16,fp16] [key=value ...]
+#include <torch/version.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifdef SCORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include "core/batch_random.h"  // defines: BatchRandom
+#include "core/config.h"        // defines: Config, load_config
+#include "losses/loss.h"        // defines: make_loss
+#include "nn/model_factory.h"   // defines: make_score_net
+#include "nn/score_model.h"     // defines: make_score_fn
+#include "nn/score_net.h"       // defines: count_trainable_parameters
+#include "sampling/sampler.h"   // defines: sample_from_config, sample_shape
+#include "sde/sde.h"            // defines: make_sde
+#include "train/ema.h"          // defines: Ema
+#include "train/optimizer.h"    // defines: Optimizer
+#include "train/precision.h"    // defines: AutocastGuard, LossScaler, autocast_dtype
+
+namespace {
+
+using namespace scorch;
+using Clock = std::chrono::steady_clock;
+
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+
+void reset_peak(const torch::Device& d) {
+#ifdef SCORCH_CUDA
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index() < 0 ? 0 : d.index());
+#endif
+}
+
+// Peak allocated bytes since reset_peak, or -1 without a CUDA build and device.
+double peak_mib(const torch::Device& d) {
+#ifdef SCORCH_CUDA
+  if (d.is_cuda()) {
+    namespace alloc = c10::cuda::CUDACachingAllocator;
+    const auto s = alloc::getDeviceStats(d.index() < 0 ? 0 : d.index());
+    return s.allocated_bytes[static_cast<size_t>(alloc::StatType::AGGREGATE)].peak / 1048576.0;
+  }
+#endif
+  return -1;
+}
+
+struct TrainRow {
+  double images_per_s = 0, step_ms = 0, peak = -1;
+};
+
+TrainRow time_training(const Config& c, const torch::Device& device, int64_t batch, int64_t steps) {
+  torch::manual_seed(0);
+  auto sde = make_sde(c);
+  auto net = make_score_net(c);
+  net->to(device);
+  net->train();
+  auto loss = make_loss(c, sde);
+  Optimizer optimizer(net->named_parameters(), c.optim);
+  Ema ema(*net, c.model);
+  LossScaler scaler(c.precision, c.precision.dtype == "fp16");
+  const auto autocast = autocast_dtype(c.precision, device);
+  auto shape = sample_shape(c);
+  shape.insert(shape.begin(), batch);
+  const auto x = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
+  auto step = [&](int64_t s) {
+    optimizer.zero_grad();
+    BatchRandom noise(c.seed, s, batch, 0, batch);
+    LossOutput out;
+    {
+      AutocastGuard guard(device, autocast);
+      out = (*loss)(*net, x, {}, &noise);
+    }
+    (out.loss.to(torch::kFloat) * scaler.scale()).backward();
+    scaler.unscale(optimizer.params());
+    const double norm = optimizer.clip_gradients();
+    scaler.update(std::isfinite(norm));
+    optimizer.apply(s);
+    ema.update(*net, batch, s * batch);
+  };
+  for (int64_t s = 0; s < 2; ++s) step(s);  // warm-up: allocator, kernels
+  sync(device);
+  reset_peak(device);
+  const auto t0 = Clock::now();
+  for (int64_t s = 2; s < 2 + steps; ++s) step(s);
+  sync(device);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {batch * steps / secs, 1000 * secs / steps, peak_mib(device)};
+}
+
+double time_sampling(const Config& c, const torch::Device& device, int64_t batch, int64_t* nfe) {
+  torch::manual_seed(0);
+  auto sde = make_sde(c);
+  auto net = make_score_net(c);
+  net->to(device);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  auto shape = sample_shape(c);
+  shape.insert(shape.begin(), batch);
+  const auto score = make_score_fn(net, sde, c.training.continuous);
+  sync(device);
+  const auto t0 = Clock::now();
+  *nfe = sample_from_config(c, *sde, score, shape, torch::TensorOptions().device(device)).nfe;
+  sync(device);
+  return batch / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool gpu = torch::cuda::is_available();
+  const torch::Device device(gpu ? torch::kCUDA : torch::kCPU);
+  int64_t batch = gpu ? 128 : 8, steps = gpu ? 50 : 3, pc_steps = gpu ? 1000 : 25;
+  int64_t sample_batch = gpu ? 128 : 8;
+  std::string precisions = "fp32,bf16,fp16";
+  std::vector<std::string> extra;
+  CLI::App app{"Training and sampling throughput of the DDPM++ and NCSN++ CIFAR-10 configs"};
+  app.add_option("--batch", batch, "training images per step")->capture_default_str();
+  app.add_option("--steps", steps, "timed steps per row")->capture_default_str();
+  app.add_option("--pc-steps", pc_steps, "PC sampler steps")->capture_default_str();
+  app.add_option("--sample-batch", sample_batch, "samples per sampler call")->capture_default_str();
+  app.add_option("--precisions", precisions, "comma-separated precision.dtype values")
+      ->capture_default_str();
+  app.add_option("overrides", extra, "config overrides for both models");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<std::string> base;
+  if (!gpu) base.push_back("model.nf=32");
+  base.insert(base.end(), extra.begin(), extra.end());
+  const std::string src = SCORCH_SOURCE_DIR;
+  const std::vector<std::pair<std::string, std::string>> models = {
+      {"DDPM++ (VP)", src + "/configs/vp/cifar10_ddpmpp_continuous.yaml"},
+      {"NCSN++ (VE)", src + "/configs/ve/cifar10_ncsnpp_continuous.yaml"}};
+
+  std::string load = "unknown";
+  if (std::ifstream in("/proc/loadavg"); in) std::getline(in, load);
+  std::printf("bench_train: %s, LibTorch %s, %d threads, training batch %lld, %lld timed steps%s; "
+              "load average %s\n\n",
+              device.str().c_str(), TORCH_VERSION, torch::get_num_threads(),
+              static_cast<long long>(batch), static_cast<long long>(steps),
+              gpu ? "" : " (no GPU: model.nf=32 smoke run)", load.c_str());
+  std::printf("%-14s %-6s %12s %12s %14s %10s\n", "model", "dtype", "images/s", "step ms",
+              "peak MiB", "params");
+  for (const auto& [name, path] : models) {
+    for (const auto& p : split(precisions)) {
+      auto o = base;
+      o.push_back("precision.dtype=" + p);
+      const Config c = load_config(path, o);
+      const auto row = time_training(c, device, batch, steps);
+      const auto params = count_trainable_parameters(*make_score_net(c));
+      std::printf("%-14s %-6s %12.1f %12.1f %14s %10lld\n", name.c_str(), p.c_str(),
+                  row.images_per_s, row.step_ms,
+                  row.peak < 0 ? "n/a" : std::to_string(static_cast<long long>(row.peak)).c_str(),
+                  static_cast<long long>(params));
+    }
+  }
+  std::printf("\n%-14s %-34s %12s %8s\n", "model", "sampler", "samples/s", "NFE");
+  for (const auto& [name, path] : models) {
+    for (const bool edm : {false, true}) {
+      auto o = base;
+      if (edm) o.insert(o.end(), {"sampling.method=edm", "sampling.num_steps=18"});
+      else o.push_back("sampling.num_steps=" + std::to_string(pc_steps));
+      if (!edm) o.push_back("model.num_scales=" + std::to_string(pc_steps));
+      const Config c = load_config(path, o);
+      int64_t nfe = 0;
+      const double rate = time_sampling(c, device, sample_batch, &nfe);
+      const std::string label = edm ? "EDM Heun, 18 steps" : "PC " + c.sampling.predictor + " + " +
+                                c.sampling.corrector + ", " + std::to_string(pc_steps) + " steps";
+      std::printf("%-14s %-34s %12.3f %8lld\n", name.c_str(), label.c_str(), rate,
+                  static_cast<long long>(nfe));
+    }
+  }
+  return 0;
+}
