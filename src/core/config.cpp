@@ -205,6 +205,10 @@ const std::vector<Field>& fields() {
         "sliced score matching projections: rademacher | gaussian", {"rademacher", "gaussian"});
     t.i("training.ssm_num_projections", &C::training, &TrainingConfig::ssm_num_projections,
         "projections per sample", 1, 1024);
+    t.s("training.timestep_sampler", &C::training, &TrainingConfig::timestep_sampler,
+        "discrete levels (smld/ddpm): uniform | loss_second_moment (importance sampling by "
+        "the last 10 losses per level, Nichol and Dhariwal 2021)",
+        {"uniform", "loss_second_moment"});
     t.d("training.eps", &C::training, &TrainingConfig::eps, "smallest training time", 0, 0.5);
     t.i("training.batch_size", &C::training, &TrainingConfig::batch_size,
         "global batch (all ranks together)", 1, 1 << 24);

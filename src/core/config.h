@@ -77,6 +77,7 @@ struct TrainingConfig {
   std::string loss = "auto";                  // auto | dsm | smld | ddpm | ssm | ssm_vr | esm
   std::string ssm_projection = "rademacher";  // rademacher | gaussian
   int64_t ssm_num_projections = 1;
+  std::string timestep_sampler = "uniform";  // uniform | loss_second_moment (smld/ddpm)
   double eps = 1e-5;         // t ~ U(eps, 1)
   int64_t batch_size = 128;  // global batch
   int64_t n_iters = 1300001;

@@ -33,7 +33,7 @@ LossOutput DsmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
     const auto g = sde_->sde(torch::zeros_like(x), t).diffusion;
     losses = reduce_per_sample((score + z / std).pow(2), options_.reduce_mean) * g * g;
   }
-  return {losses.mean(), losses.detach(), t.detach()};
+  return {losses.mean(), losses.detach(), t.detach(), {}};
 }
 
 }  // namespace scorch

@@ -54,7 +54,7 @@ LossOutput EsmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
   if (options_.reduce_mean) weight = weight * (2.0 / static_cast<double>(dim));
   auto losses = objective * weight;
   if (!keep_graph) losses = losses.detach();
-  return {losses.mean(), losses.detach(), t.detach()};
+  return {losses.mean(), losses.detach(), t.detach(), {}};
 }
 
 }  // namespace scorch

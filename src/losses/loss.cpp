@@ -19,7 +19,8 @@ torch::Tensor reduce_per_sample(const torch::Tensor& u, bool reduce_mean) {
   return reduce_mean ? flat.mean(1) : 0.5 * flat.sum(1);
 }
 
-std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde) {
+std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde,
+                                std::shared_ptr<const TimestepSampler> sampler) {
   TORCH_CHECK(sde, "make_loss: null SDE");
   const auto& tr = config.training;
   std::string name = tr.loss;
@@ -36,6 +37,11 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
            "training.continuous=true");
     }
   }
+
+  SCORCH_CHECK(!sampler || name == "smld" || name == "ddpm", "training.timestep_sampler=",
+               tr.timestep_sampler, " draws discrete levels and applies to training.loss=smld "
+               "or ddpm (training.continuous=false), not training.loss=", name,
+               "; set training.timestep_sampler=uniform");
 
   ContinuousLossOptions continuous_options;
   continuous_options.reduce_mean = tr.reduce_mean;
@@ -74,7 +80,7 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
     SCORCH_CHECK(!tr.continuous,
                  "training.loss=smld trains a discrete model and needs "
                  "training.continuous=false");
-    return std::make_unique<SmldLoss>(ve, tr.reduce_mean);
+    return std::make_unique<SmldLoss>(ve, tr.reduce_mean, std::move(sampler));
   }
   if (name == "ddpm") {
     auto vp = std::dynamic_pointer_cast<const VPSde>(sde);
@@ -82,7 +88,7 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
     SCORCH_CHECK(!tr.continuous,
                  "training.loss=ddpm trains a discrete model and needs "
                  "training.continuous=false");
-    return std::make_unique<DdpmLoss>(vp, tr.reduce_mean);
+    return std::make_unique<DdpmLoss>(vp, tr.reduce_mean, std::move(sampler));
   }
   fail("training.loss: unknown loss '" + tr.loss +
        "'; expected one of auto, dsm, smld, ddpm, ssm, ssm_vr");

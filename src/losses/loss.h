@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "core/batch_random.h"
+#include "losses/timestep_sampler.h"
 #include "nn/score_net.h"
 #include "sde/sde.h"
 
@@ -25,6 +26,7 @@ struct LossOutput {
   torch::Tensor loss;        // scalar, batch mean, differentiable
   torch::Tensor per_sample;  // [B], detached
   torch::Tensor t;           // [B] in [0,1]: the time, or level/(N-1) for discrete losses, detached
+  torch::Tensor level;       // [B] int64: the discrete level k (smld, ddpm); undefined otherwise
 };
 
 // A loss is stateless apart from its options: operator() may be called from
@@ -46,7 +48,10 @@ class Loss {
 // ddpm, ssm, ssm_vr, esm explicitly. Uses training.reduce_mean, likelihood_weighting,
 // eps, ssm_projection, ssm_num_projections. Throws scorch::Error naming the key
 // for a combination that cannot work (e.g. smld on a VP SDE).
-std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde);
+// A `sampler` (make_timestep_sampler) draws smld/ddpm levels by importance;
+// any other loss with one throws scorch::Error naming training.timestep_sampler.
+std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde,
+                                std::shared_ptr<const TimestepSampler> sampler = nullptr);
 
 // Loss by quartile of t, for logging: sums and counts so they accumulate exactly
 // across steps and ranks.

@@ -45,7 +45,11 @@ class DsmLoss : public Loss {
 // of level k (score_fn's VE discrete labels are round((1 - t)(N - 1))).
 class SmldLoss : public Loss {
  public:
-  SmldLoss(std::shared_ptr<const VESde> sde, bool reduce_mean);
+  // sampler: null draws k uniformly; else k ~ p (timestep_sampler.h) and the
+  // batch loss is mean(w_k l_k) with w_k = 1 / (N p_k); per_sample stays l_k.
+  // The sampler is read, never changed, here (the trainer updates it between steps).
+  SmldLoss(std::shared_ptr<const VESde> sde, bool reduce_mean,
+           std::shared_ptr<const TimestepSampler> sampler = nullptr);
   LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
                         const torch::Tensor& class_labels = {},
                         BatchRandom* rng = nullptr) const override;
@@ -53,6 +57,7 @@ class SmldLoss : public Loss {
  private:
   std::shared_ptr<const VESde> sde_;
   bool reduce_mean_;
+  std::shared_ptr<const TimestepSampler> sampler_;
 };
 
 // DDPM noise prediction (get_ddpm_loss_fn), VP discrete: k ~ U{0..N-1},
@@ -61,7 +66,11 @@ class SmldLoss : public Loss {
 // labels t (N - 1) are floats too). Reported t = k / (N - 1).
 class DdpmLoss : public Loss {
  public:
-  DdpmLoss(std::shared_ptr<const VPSde> sde, bool reduce_mean);
+  // sampler: null draws k uniformly; else k ~ p (timestep_sampler.h) and the
+  // batch loss is mean(w_k l_k) with w_k = 1 / (N p_k); per_sample stays l_k.
+  // The sampler is read, never changed, here (the trainer updates it between steps).
+  DdpmLoss(std::shared_ptr<const VPSde> sde, bool reduce_mean,
+           std::shared_ptr<const TimestepSampler> sampler = nullptr);
   LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
                         const torch::Tensor& class_labels = {},
                         BatchRandom* rng = nullptr) const override;
@@ -69,6 +78,7 @@ class DdpmLoss : public Loss {
  private:
   std::shared_ptr<const VPSde> sde_;
   bool reduce_mean_;
+  std::shared_ptr<const TimestepSampler> sampler_;
 };
 
 enum class SsmProjection { kRademacher, kGaussian };

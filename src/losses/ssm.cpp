@@ -64,7 +64,7 @@ LossOutput SsmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
   if (options_.reduce_mean) weight = weight * (2.0 / dim);
   auto losses = objective * weight;
   if (!keep_graph) losses = losses.detach();
-  return {losses.mean(), losses.detach(), t.detach()};
+  return {losses.mean(), losses.detach(), t.detach(), {}};
 }
 
 }  // namespace scorch

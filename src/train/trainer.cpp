@@ -78,6 +78,7 @@ struct Run {
   std::shared_ptr<Sde> sde;
   ScoreNet net;
   std::unique_ptr<Loss> loss;
+  std::shared_ptr<TimestepSampler> timestep_sampler;  // training.timestep_sampler != uniform
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<Ema> ema;
   std::unique_ptr<LossScaler> scaler;
@@ -106,6 +107,7 @@ CheckpointData collect_state(const Run& r) {
   c.config_yaml = to_yaml(r.config);
   c.extra["loss_scaler"] = r.scaler->state();
   c.extra["world_size"] = static_cast<int64_t>(r.ctx.world_size);
+  if (r.timestep_sampler) c.extra["timestep_sampler"] = r.timestep_sampler->state();
   return c;
 }
 
@@ -120,6 +122,9 @@ void restore_state(Run& r, const CheckpointData& c, const std::string& path) {
   r.data->seek(c.data_cursor);
   if (const auto it = c.extra.find("loss_scaler"); it != c.extra.end())
     r.scaler->load_state(it->second, "checkpoint '" + path + "'");
+  // A checkpoint without it (uniform before) starts the warm-up afresh.
+  if (const auto it = c.extra.find("timestep_sampler"); it != c.extra.end() && r.timestep_sampler)
+    r.timestep_sampler->load_state(it->second, "checkpoint '" + path + "'");
 }
 
 // EMA samples (first EMA rate) written as a PNG; 2-D data also gets its
@@ -409,7 +414,8 @@ TrainResult Trainer::run() {
   r.net->train();
   log_info("model ", c.model.name, ": ", count_trainable_parameters(*r.net),
            " trainable parameters");
-  r.loss = make_loss(c, r.sde);
+  r.timestep_sampler = make_timestep_sampler(c, *r.sde);
+  r.loss = make_loss(c, r.sde, r.timestep_sampler);
   r.optimizer = std::make_unique<Optimizer>(r.net->named_parameters(), c.optim);
   r.ema = std::make_unique<Ema>(*r.net, c.model);
   r.scaler = std::make_unique<LossScaler>(c.precision, c.precision.dtype == "fp16");
@@ -518,6 +524,7 @@ TrainResult Trainer::run() {
     // the gradient all-reduce overlaps the last micro-batch's backward.
     r.optimizer->zero_grad();
     QuartileStats step_quartiles;
+    std::vector<torch::Tensor> step_levels, step_losses;  // this rank's rows, in order
     for (int64_t m = 0; m < accum; ++m) {
       BatchRandom noise(c.seed, r.step, t.batch_size, r.ctx.rank * share + m * micro, micro);
       const auto xm = accum == 1 ? x : x.narrow(0, m * micro, micro);
@@ -529,6 +536,10 @@ TrainResult Trainer::run() {
         out = (*r.loss)(*r.net, xm, lm, &noise);
       }
       step_quartiles.add(out);
+      if (r.timestep_sampler) {
+        step_levels.push_back(out.level.to(torch::kCPU, torch::kDouble));
+        step_losses.push_back(out.per_sample.to(torch::kCPU, torch::kDouble));
+      }
       (out.loss.to(torch::kFloat) * (r.scaler->scale() / static_cast<double>(accum))).backward();
     }
     if (r.sync) r.sync->finish();
@@ -556,6 +567,13 @@ TrainResult Trainer::run() {
     const bool preempt = acc[kPreempt] > 0;
 
     r.scaler->update(finite);
+    if (r.timestep_sampler && finite) {
+      // Every rank's rows in rank order are the global batch in row order, so
+      // every rank (and any world size) applies the same update.
+      auto mine = torch::stack({torch::cat(step_levels), torch::cat(step_losses)}, 1);  // [share, 2]
+      const auto all = world > 1 ? r.comm->all_gather(mine.contiguous()) : mine;
+      r.timestep_sampler->update(all.select(1, 0), all.select(1, 1));
+    }
     if (finite) {
       r.optimizer->apply(r.step);
       r.ema->update(*r.net, t.batch_size, r.images_seen);

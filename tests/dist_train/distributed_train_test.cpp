@@ -136,6 +136,48 @@ TEST(DistributedTrain, RanksMatchOneRankWithTheSameGlobalBatch) {
   }
 }
 
+// The loss-second-moment level sampler's state (losses/timestep_sampler.h) of a
+// checkpoint: {"history": [N, H], "counts": [N]}.
+std::pair<torch::Tensor, torch::Tensor> sampler_state(const CheckpointData& c) {
+  const auto it = c.extra.find("timestep_sampler");
+  EXPECT_NE(it, c.extra.end()) << "no timestep_sampler in the checkpoint";
+  if (it == c.extra.end()) return {};
+  const auto dict = it->second.toGenericDict();
+  return {dict.at("history").toTensor(), dict.at("counts").toTensor()};
+}
+
+TEST(DistributedTrain, TimestepSamplerStateIsTheSameOnTwoRanksAndAfterResume) {
+  // DDPM with 4 levels: every level has its 10 losses within a few steps of
+  // 12, so most of the 20 steps draw levels by importance.
+  const std::string args = kToy +
+                           " training.sde=vpsde training.continuous=false model.num_scales=4 "
+                           "model.beta_max=2 training.timestep_sampler=loss_second_moment";
+  TempDir one("dt_ts1"), two("dt_ts2"), resumed("dt_ts3");
+  auto r = run_scorch("train --workdir " + one.str() + " training.n_iters=20 " + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(2, "train --workdir " + two.str() + " training.n_iters=20 " + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_scorch("train --workdir " + resumed.str() + " training.n_iters=10 " + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_scorch("train --workdir " + resumed.str() + " training.n_iters=20 " + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto reference = final_checkpoint(one, 20);
+  const auto [history, counts] = sampler_state(reference);
+  ASSERT_TRUE(history.defined());
+  // 240 losses over 4 levels: every level's history is full.
+  EXPECT_TRUE(torch::equal(counts, torch::full({4}, 10, torch::kLong))) << counts;
+  EXPECT_GT(history.min().item<double>(), 0.0);
+  for (const auto* dir : {&two, &resumed}) {
+    const auto got = final_checkpoint(*dir, 20);
+    const auto [h, c] = sampler_state(got);
+    ASSERT_TRUE(h.defined());
+    EXPECT_TRUE(torch::equal(c, counts)) << dir->str();
+    EXPECT_TRUE(torch::allclose(h, history, /*rtol=*/1e-5, /*atol=*/0)) << dir->str() << "\n"
+                                                                      << h << "\n" << history;
+    EXPECT_LE(max_relative_error(reference, got), 1e-5) << dir->str();
+  }
+}
+
 TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
   // A small DDPM++ on synthetic images with class labels, discrete DDPM loss.
   const std::string args =
