@@ -28,6 +28,8 @@ void add_data_convert_command(CLI::App& data, std::function<int()>& run);
 void add_eval_commands(CLI::App& app, std::function<int()>& run);
 // scorch plot --workdir W | --log FILE [--out DIR] [--json]
 void add_plot_command(CLI::App& app, std::function<int()>& run);
+// scorch score-plot: score-field and sampling-trajectory PNGs of a 2-D model.
+void add_score_plot_command(CLI::App& app, std::function<int()>& run);
 // scorch classifier --data DIR --out FILE [--test DIR] [--epochs N]
 void add_classifier_command(CLI::App& app, std::function<int()>& run);
 

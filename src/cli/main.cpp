@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   scorch::cli::add_data_command(app, run);
   scorch::cli::add_eval_commands(app, run);
   scorch::cli::add_plot_command(app, run);
+  scorch::cli::add_score_plot_command(app, run);
   scorch::cli::add_classifier_command(app, run);
   try {
     app.parse(argc, argv);

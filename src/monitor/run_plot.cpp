@@ -181,7 +181,8 @@ class ScriptWriter {
   std::map<const StepSeries*, std::string> names_;
 };
 
-// Runs `gnuplot script`; throws if it cannot be started or fails.
+}  // namespace
+
 void run_gnuplot(const std::string& gnuplot, const std::string& script) {
   std::vector<std::string> args{gnuplot, script};
   std::vector<char*> argv;
@@ -204,8 +205,6 @@ void run_gnuplot(const std::string& gnuplot, const std::string& script) {
         "gnuplot failed on '", script, "' (", WIFEXITED(status) ? "exit status " : "signal ",
         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), "); its messages are above"));
 }
-
-}  // namespace
 
 PlotResult plot_run_log(const RunLogSeries& log, const std::string& out_dir,
                         const PlotOptions& options) {

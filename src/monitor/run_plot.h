@@ -56,4 +56,8 @@ struct PlotResult {
 PlotResult plot_run_log(const RunLogSeries& log, const std::string& out_dir,
                         const PlotOptions& options);
 
+// Runs `gnuplot script`. Throws scorch::Error if gnuplot cannot be started
+// (naming the Debian package gnuplot-nox) and scorch::RunFailure if it fails.
+void run_gnuplot(const std::string& gnuplot, const std::string& script);
+
 }  // namespace scorch
