@@ -229,8 +229,8 @@ std::unique_ptr<Communicator> make_training_communicator(const Run& r) {
   if (r.ctx.world_size == 1) return make_local_communicator();
   if (r.ctx.device.is_cuda())
     fail(detail::concat("training on ", r.ctx.device.str(), " with ", r.ctx.world_size,
-                        " ranks needs the NCCL communicator, which this build does not have "
-                        "(configure with -DSCORCH_CUDA=ON); or train on the CPU with "
+                        " ranks needs the NCCL communicator, which Scorch does not have yet "
+                        "(multi-GPU training is still to come); train on one GPU, or on the CPU with "
                         "dist.device=cpu"));
   SCORCH_CHECK(d.backend != "nccl", "dist.backend=nccl needs CUDA devices, but this run is on ",
                r.ctx.device.str(), "; use dist.backend=auto or mpi");
