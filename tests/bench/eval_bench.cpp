@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
       },
       *classifier, *comm, o);
   const double per_sample = num / r.sampling_seconds;
-  std::printf("%-58s %12.2f  samples (%.1f%% slower than the default generator)\n",
+  std::printf("%-58s %12.2f  samples (%+.1f%% time per sample vs the default generator)\n",
               "generation, per-sample noise (scorch eval)", per_sample,
               100 * (plain / per_sample - 1));
   std::printf("%-58s %12.2f  samples\n", "sample + quantise + extract + gather, end to end",
