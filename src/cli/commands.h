@@ -5,6 +5,10 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+namespace scorch {
+struct PlotOptions;  // monitor/run_plot.h
+}
+
 namespace scorch::cli {
 
 // scorch train --config C --workdir W [--json] [key.path=value ...]
@@ -32,5 +36,8 @@ void add_plot_command(CLI::App& app, std::function<int()>& run);
 void add_score_plot_command(CLI::App& app, std::function<int()>& run);
 // scorch classifier --data DIR --out FILE [--test DIR] [--epochs N]
 void add_classifier_command(CLI::App& app, std::function<int()>& run);
+
+// --gnuplot, --width, --height of the PNG-drawing commands (plot, score-plot).
+void add_png_options(CLI::App& cmd, PlotOptions& plot);
 
 }  // namespace scorch::cli

@@ -11,6 +11,16 @@
 
 namespace scorch::cli {
 
+void add_png_options(CLI::App& cmd, PlotOptions& plot) {
+  cmd.add_option("--gnuplot", plot.gnuplot, "gnuplot executable")->capture_default_str();
+  cmd.add_option("--width", plot.width, "PNG width in pixels")
+      ->check(CLI::Range(200, 10000))
+      ->capture_default_str();
+  cmd.add_option("--height", plot.height, "PNG height in pixels")
+      ->check(CLI::Range(150, 10000))
+      ->capture_default_str();
+}
+
 void add_plot_command(CLI::App& app, std::function<int()>& run) {
   struct Args {
     std::string workdir, log, out;
@@ -25,13 +35,7 @@ void add_plot_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--workdir", args->workdir, "run directory; reads WORKDIR/log.jsonl");
   cmd->add_option("--log", args->log, "a log.jsonl to plot instead of the workdir's");
   cmd->add_option("--out", args->out, "directory for the PNGs (default: WORKDIR/plots)");
-  cmd->add_option("--gnuplot", args->plot.gnuplot, "gnuplot executable")->capture_default_str();
-  cmd->add_option("--width", args->plot.width, "PNG width in pixels")
-      ->check(CLI::Range(200, 10000))
-      ->capture_default_str();
-  cmd->add_option("--height", args->plot.height, "PNG height in pixels")
-      ->check(CLI::Range(150, 10000))
-      ->capture_default_str();
+  add_png_options(*cmd, args->plot);
   cmd->add_flag("--json", args->json, "print the files written as one JSON object on stdout");
   cmd->callback([&run, args] {
     run = [args] {

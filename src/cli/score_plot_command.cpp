@@ -80,13 +80,7 @@ void add_score_plot_command(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   cmd->add_option("--out", args->out, "directory for the PNGs (default: WORKDIR/plots)");
-  cmd->add_option("--gnuplot", args->plot.gnuplot, "gnuplot executable")->capture_default_str();
-  cmd->add_option("--width", args->plot.width, "PNG width in pixels")
-      ->check(CLI::Range(200, 10000))
-      ->capture_default_str();
-  cmd->add_option("--height", args->plot.height, "PNG height in pixels")
-      ->check(CLI::Range(150, 10000))
-      ->capture_default_str();
+  add_png_options(*cmd, args->plot);
   cmd->add_flag("--json", args->json, "print the files written as one JSON object on stdout");
   cmd->callback([&run, args] {
     run = [args] {
