@@ -120,13 +120,17 @@ const std::vector<Field>& fields() {
         "hdf5: background reader threads per rank (0: read in the training thread)", 0, 64);
     t.i("data.prefetch_batches", &C::data, &DataConfig::prefetch_batches,
         "hdf5: batches read ahead of training", 0, 1024);
+    t.i("data.depth", &C::data, &DataConfig::depth,
+        "3-D signals (model.dims=3): depth D of [C, D, S, S] samples stored as vectors", 1,
+        1 << 16);
     t.b("data.verify_checksums", &C::data, &DataConfig::verify_checksums,
         "hdf5: check every shard's SHA-256 against the manifest at start");
 
     t.s("model.name", &C::model, &ModelConfig::name,
-        "network: mlp | ddpm | ncsnpp (DDPM++ too) | ncsn | ncsnv2_64 | ncsnv2_128 | ncsnv2_256 "
-        "| analytic (exact Gaussian-mixture score)",
-        {"mlp", "ddpm", "ncsnpp", "ncsn", "ncsnv2_64", "ncsnv2_128", "ncsnv2_256", "analytic"});
+        "network: mlp | ddpm | ncsnpp (DDPM++ too) | adm (guided-diffusion U-Net) | ncsn | "
+        "ncsnv2_64 | ncsnv2_128 | ncsnv2_256 | analytic (exact Gaussian-mixture score)",
+        {"mlp", "ddpm", "ncsnpp", "adm", "ncsn", "ncsnv2_64", "ncsnv2_128", "ncsnv2_256",
+         "analytic"});
     t.d("model.ema_rate", &C::model, &ModelConfig::ema_rate,
         "EMA rate, decay = min(rate, (1+n)/(10+n))", 0, 1);
     t.vd("model.ema_extra_rates", &C::model, &ModelConfig::ema_extra_rates,
@@ -180,6 +184,27 @@ const std::vector<Field>& fields() {
     t.i("model.mlp_layers", &C::model, &ModelConfig::mlp_layers, "MLP hidden layers", 1, 64);
     t.d("model.class_dropout", &C::model, &ModelConfig::class_dropout,
         "probability of the null class in training (classifier-free guidance)", 0, 1);
+    t.i("model.dims", &C::model, &ModelConfig::dims,
+        "adm: signal dimensions, 1 ([C, L] = [num_channels, image_size] vectors), 2 (images) or "
+        "3 ([C, depth, S, S] vectors)", 1, 3);
+    t.i("model.num_heads", &C::model, &ModelConfig::num_heads, "adm: attention heads", 1, 1024);
+    t.i("model.num_head_channels", &C::model, &ModelConfig::num_head_channels,
+        "adm: channels per attention head (overrides num_heads); -1 = off", -1, 1 << 16);
+    t.i("model.num_heads_upsample", &C::model, &ModelConfig::num_heads_upsample,
+        "adm: heads in the decoder's attention; -1 = num_heads", -1, 1024);
+    t.b("model.use_scale_shift_norm", &C::model, &ModelConfig::use_scale_shift_norm,
+        "adm: FiLM conditioning, GroupNorm(h)(1 + scale) + shift");
+    t.b("model.resblock_updown", &C::model, &ModelConfig::resblock_updown,
+        "adm: residual blocks for up/down-sampling");
+    t.b("model.use_new_attention_order", &C::model, &ModelConfig::use_new_attention_order,
+        "adm: split q/k/v before heads (QKVAttention) instead of after (legacy)");
+    t.i("model.patch_size", &C::model, &ModelConfig::patch_size,
+        "patch-based training: square patch side (0 = off; images only)", 0, 4096);
+    t.i("model.patch_stride", &C::model, &ModelConfig::patch_stride,
+        "patch-based sampling: stride of the overlapping tiles; 0 = patch_size / 2", 0, 4096);
+    t.s("model.patch_sampling", &C::model, &ModelConfig::patch_sampling,
+        "patch-based sampling: tiles (average overlapping patches) | full (whole image at once)",
+        {"tiles", "full"});
     t.vd("model.analytic_means", &C::model, &ModelConfig::analytic_means,
          "analytic: component means, K*D values (D = data.dim); empty: one component at 0");
     t.vd("model.analytic_weights", &C::model, &ModelConfig::analytic_weights,
@@ -615,6 +640,17 @@ void validate(const Config& c) {
                  "model.analytic_covariances has ", m.analytic_covariances.size(),
                  " values; it needs K*D*D = ", k * d * d);
     SCORCH_CHECK(m.analytic_std > 0, "model.analytic_std must be > 0");
+  } else if (vector_data && m.name == "adm") {
+    // 1-D / 3-D signals stored as vectors of C * L or C * depth * S * S values.
+    SCORCH_CHECK(c.data.dataset == "hdf5", "model.name=adm with model.dims=", m.dims,
+                 " reads signals stored as vectors: data.dataset must be hdf5, got '",
+                 c.data.dataset, "'");
+    const int64_t s = c.data.image_size, ch = c.data.num_channels;
+    const int64_t d = m.dims == 1 ? ch * s : ch * c.data.depth * s * s;
+    SCORCH_CHECK(c.data.dim == d, "data.dim ", c.data.dim, " must equal ",
+                 m.dims == 1 ? "data.num_channels * data.image_size"
+                             : "data.num_channels * data.depth * data.image_size^2",
+                 " = ", d, " for model.name=adm with model.dims=", m.dims);
   } else if (vector_data) {
     SCORCH_CHECK(m.name == "mlp", "model.name '", m.name,
                  "' is an image network but data.dataset '", c.data.dataset,
@@ -624,11 +660,26 @@ void validate(const Config& c) {
                    "' is two-dimensional; data.dim must be 2, got ", c.data.dim);
   } else {
     SCORCH_CHECK(m.name != "mlp", "model.name 'mlp' is for vector data; data.dataset '",
-                 c.data.dataset, "' holds images: use ddpm or ncsnpp");
+                 c.data.dataset, "' holds images: use ddpm, ncsnpp or adm");
+    SCORCH_CHECK(m.name != "adm" || m.dims == 2, "model.dims=", m.dims, " is for ",
+                 m.dims == 1 ? "1-D" : "3-D", " signals stored as vectors (data.dataset=hdf5); ",
+                 "data.dataset '", c.data.dataset, "' holds images: set model.dims=2");
     const int64_t levels = static_cast<int64_t>(m.ch_mult.size());
-    SCORCH_CHECK(c.data.image_size % (int64_t{1} << (levels - 1)) == 0, "data.image_size (",
-                 c.data.image_size,
+    const int64_t net_size = m.patch_size > 0 ? m.patch_size : c.data.image_size;
+    SCORCH_CHECK(net_size % (int64_t{1} << (levels - 1)) == 0,
+                 m.patch_size > 0 ? "model.patch_size (" : "data.image_size (", net_size,
                  ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
+  }
+  if (m.patch_size > 0) {
+    SCORCH_CHECK(!vector_data && m.name == "adm" && m.dims == 2, "model.patch_size needs image "
+                 "data and model.name=adm with model.dims=2 (the network takes two extra "
+                 "coordinate channels), got model.name=", m.name);
+    SCORCH_CHECK(m.patch_size < c.data.image_size, "model.patch_size ", m.patch_size,
+                 " must be smaller than data.image_size ", c.data.image_size,
+                 " (0 trains on whole images)");
+    SCORCH_CHECK(m.patch_stride <= m.patch_size, "model.patch_stride ", m.patch_stride,
+                 " must not exceed model.patch_size ", m.patch_size,
+                 " (tiles would leave gaps); 0 = patch_size / 2");
   }
   const auto& t = c.training;
   preemption_signal_numbers(c);  // throws on an unknown name
@@ -707,7 +758,7 @@ bool is_image_data(const Config& c) {
   // (the loader checks the manifest agrees).
   if (c.data.dataset == "hdf5")
     return c.model.name == "ddpm" || c.model.name == "ncsnpp" || c.model.name == "ncsn" ||
-           c.model.name.rfind("ncsnv2_", 0) == 0;
+           c.model.name.rfind("ncsnv2_", 0) == 0 || (c.model.name == "adm" && c.model.dims == 2);
   return !is_toy_data(c);
 }
 

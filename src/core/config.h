@@ -17,7 +17,8 @@ struct DataConfig {
   std::string path;                         // dataset directory (hdf5)
   int64_t image_size = 32;
   int64_t num_channels = 3;
-  int64_t dim = 2;        // vector data (toy sets)
+  int64_t dim = 2;        // vector data (toy sets; 1-D / 3-D signals for model.name=adm)
+  int64_t depth = 1;      // 3-D signals (model.dims=3): samples are [C, depth, S, S]
   bool centered = false;  // data in [-1, 1] (true) or [0, 1]
   bool random_flip = true;
   bool uniform_dequantization = false;
@@ -28,7 +29,7 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  std::string name = "mlp";  // mlp | ddpm | ncsnpp | ncsn | ncsnv2_64/128/256 | analytic
+  std::string name = "mlp";  // mlp | ddpm | ncsnpp | adm | ncsn | ncsnv2_64/128/256 | analytic
   double ema_rate = 0.9999;             // score_sde warm-up EMA
   std::vector<double> ema_extra_rates;  // further rates kept beside ema_rate
   double ema_halflife_kimg = 0.0;       // EDM EMA (half-life in kimg); 0 = off
@@ -62,6 +63,19 @@ struct ModelConfig {
   int64_t mlp_hidden = 128;    // MLP width
   int64_t mlp_layers = 3;      // MLP hidden layers
   double class_dropout = 0.0;  // label dropout (classifier-free guidance)
+  // ADM U-Net (model.name=adm; guided-diffusion's option names).
+  int64_t dims = 2;                // 1-D, 2-D or 3-D signals
+  int64_t num_heads = 1;
+  int64_t num_head_channels = -1;  // > 0: channels per head (overrides num_heads)
+  int64_t num_heads_upsample = -1; // -1: num_heads
+  bool use_scale_shift_norm = false;
+  bool resblock_updown = false;
+  bool use_new_attention_order = false;
+  // Patch-based training (0: off): the network sees patch_size^2 crops with
+  // two coordinate channels; sampling assembles data.image_size images.
+  int64_t patch_size = 0;
+  int64_t patch_stride = 0;                // sampling tiles' stride; 0: patch_size / 2
+  std::string patch_sampling = "tiles";    // tiles | full
   // model.name=analytic: the exact score of a Gaussian mixture, no training.
   std::vector<double> analytic_means;        // [K * D] flattened; empty: one component at 0
   std::vector<double> analytic_weights;      // [K]; empty: equal weights
@@ -207,7 +221,7 @@ size_t edit_distance(const std::string& a, const std::string& b);
 double sampling_eps(const Config& config);     // sampling.eps or the SDE default
 int64_t sampling_steps(const Config& config);  // sampling.num_steps or num_scales
 bool is_toy_data(const Config& config);       // a built-in 2-D set (swiss_roll, ...)
-bool is_image_data(const Config& config);      // false for toy sets and hdf5 with model.name=mlp
+bool is_image_data(const Config& config);      // false for toy sets, hdf5 with mlp or adm dims 1/3
 // preemption.signals as signal numbers ("SIGUSR2" or "USR2", any case);
 // throws scorch::Error naming an unknown one.
 std::vector<int> preemption_signal_numbers(const Config& config);

@@ -3,12 +3,14 @@
 // score_sde's configs (configs/default_cifar10_configs.py and per-run files).
 #include "nn/model_factory.h"
 
+#include <cmath>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "core/config.h"
 #include "core/error.h"
+#include "nn/patch.h"
 
 namespace scorch {
 namespace {
@@ -32,6 +34,7 @@ NetworkKind parse_network_kind(const std::string& name) {
       {{"mlp", NetworkKind::kMLP},
        {"ddpm", NetworkKind::kDDPM},
        {"ncsnpp", NetworkKind::kNCSNpp},
+       {"adm", NetworkKind::kADM},
        {"ncsn", NetworkKind::kNCSN},
        {"ncsnv2_64", NetworkKind::kNCSN},
        {"ncsnv2_128", NetworkKind::kNCSN},
@@ -136,6 +139,63 @@ NCSNppOptions ncsnpp_options(const Config& config) {
       .fourier_scale(m.fourier_scale);
 }
 
+ADMOptions adm_options(const Config& config) {
+  const auto& m = config.model;
+  const auto& d = config.data;
+  SCORCH_CHECK(m.normalization == "GroupNorm", "model.normalization ", m.normalization,
+               " is for NCSN / NCSNv2; model.name=adm uses GroupNorm");
+  SCORCH_CHECK(d.num_classes == 0 || m.conditional,
+               "data.num_classes > 0 needs model.conditional=true (the class embedding is added "
+               "to the time embedding)");
+  SCORCH_CHECK(m.conditional, "model.name=adm is always time-conditional; set "
+               "model.conditional=true");
+  SCORCH_CHECK(m.embedding_type == "positional", "model.name=adm embeds time_cond with "
+               "guided-diffusion's sinusoidal embedding; model.embedding_type must be positional");
+  const int64_t size = m.patch_size > 0 ? m.patch_size : d.image_size;
+  std::vector<int64_t> rates;
+  for (int64_t r : m.attn_resolutions) {
+    SCORCH_CHECK(r > 0 && size % r == 0, "model.attn_resolutions entry ", r,
+                 " does not divide the network's input size ", size,
+                 m.patch_size > 0 ? " (model.patch_size)" : " (data.image_size)");
+    rates.push_back(size / r);
+  }
+  ADMOptions o;
+  o.dims(m.dims)
+      .image_size(size)
+      .in_channels(d.num_channels + (m.patch_size > 0 ? 2 : 0))
+      .out_channels(d.num_channels)
+      .model_channels(m.nf)
+      .num_res_blocks(m.num_res_blocks)
+      .attention_ds(rates)
+      .dropout(m.dropout)
+      .channel_mult(m.ch_mult)
+      .conv_resample(m.resamp_with_conv)
+      .num_classes(d.num_classes)
+      .num_heads(m.num_heads)
+      .num_head_channels(m.num_head_channels)
+      .num_heads_upsample(m.num_heads_upsample)
+      .use_scale_shift_norm(m.use_scale_shift_norm)
+      .resblock_updown(m.resblock_updown)
+      .use_new_attention_order(m.use_new_attention_order)
+      .centered(d.centered);
+  if (m.scale_by_sigma) {
+    SCORCH_CHECK(config.training.sde == "vesde", "model.scale_by_sigma is for training.sde=vesde "
+                 "(the network's output divided by sigma), got ", config.training.sde);
+    o.scale_by_sigma(true);
+    if (!config.training.continuous) {  // time_cond indexes the levels, 0 = sigma_max
+      std::vector<double> sigmas(m.num_scales);
+      for (int64_t i = 0; i < m.num_scales; ++i)
+        sigmas[i] = std::exp(std::log(m.sigma_max) + (std::log(m.sigma_min) - std::log(m.sigma_max)) *
+                                                         i / static_cast<double>(m.num_scales - 1));
+      o.sigmas(sigmas);
+    }
+  }
+  if (m.dims == 1) o.flat_shape({d.num_channels, d.image_size});
+  if (m.dims == 3) o.flat_shape({d.num_channels, d.depth, d.image_size, d.image_size});
+  check_adm_options(o);
+  return o;
+}
+
 NCSNOptions ncsn_options(const Config& config) {
   const auto& m = config.model;
   const NCSNVariant variant = parse_choice<NCSNVariant>(
@@ -174,6 +234,11 @@ ScoreNet make_score_net(const Config& config) {
       return std::make_shared<DDPMImpl>(ddpm_options(config));
     case NetworkKind::kNCSNpp:
       return std::make_shared<NCSNppImpl>(ncsnpp_options(config));
+    case NetworkKind::kADM: {
+      auto net = std::make_shared<ADMImpl>(adm_options(config));
+      if (config.model.patch_size > 0) return make_patch_score_net(config, net);
+      return net;
+    }
     case NetworkKind::kNCSN:
       return std::make_shared<NCSNImpl>(ncsn_options(config));
   }

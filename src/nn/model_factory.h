@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "nn/adm.h"
 #include "nn/ddpm.h"
 #include "nn/mlp.h"
 #include "nn/ncsn.h"
@@ -20,7 +21,7 @@ namespace scorch {
 struct Config;
 
 // The network model.name selects.
-enum class NetworkKind { kMLP, kDDPM, kNCSNpp, kNCSN };
+enum class NetworkKind { kMLP, kDDPM, kNCSNpp, kADM, kNCSN };
 
 // Parsers for the string-valued model.* keys; each throws scorch::Error
 // naming the key and the accepted values.
@@ -38,6 +39,13 @@ CombineMethod parse_combine_method(const std::string& name);
 MLPOptions mlp_options(const Config& config);
 DDPMOptions ddpm_options(const Config& config);
 NCSNppOptions ncsnpp_options(const Config& config);
+// model.name=adm: model.nf -> model_channels, ch_mult -> channel_mult,
+// attn_resolutions (sizes) -> attention rates (network input size / size),
+// resamp_with_conv -> conv_resample, data.num_classes -> num_classes; dims,
+// num_heads, num_head_channels, num_heads_upsample, use_scale_shift_norm,
+// resblock_updown and use_new_attention_order keep their names. With
+// model.patch_size the network's input is the patch plus two coordinate channels.
+ADMOptions adm_options(const Config& config);
 // model.name ncsn | ncsnv2_64 | ncsnv2_128 | ncsnv2_256 (model.normalization
 // must be InstanceNorm++, data.num_classes 0, training.continuous false).
 NCSNOptions ncsn_options(const Config& config);

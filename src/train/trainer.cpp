@@ -31,6 +31,7 @@
 #include "monitor/metrics.h"
 #include "monitor/run_log.h"
 #include "monitor/scrape_targets.h"
+#include "nn/patch.h"
 #include "nn/score_model.h"
 #include "nn/score_net.h"
 #include "sampling/pc_sampler.h"
@@ -48,6 +49,7 @@ namespace {
 constexpr uint64_t kInitStream = 0x1417;
 constexpr uint64_t kSampleStream = 0x5A3E;
 constexpr uint64_t kLabelDropoutSeed = 0xD509;
+constexpr uint64_t kPatchCropSeed = 0xC409;
 
 // Per-step statistics summed over ranks in one all-reduce: loss sums and
 // counts by quartile of t, non-finite gradients, preemption requests.
@@ -520,6 +522,16 @@ TrainResult Trainer::run() {
       }
     }
 
+    // Patch-based training: one random crop per image, placed per global sample.
+    torch::Tensor patch_origins;
+    if (c.model.patch_size > 0) {
+      BatchRandom crop(mix64(c.seed ^ kPatchCropSeed), r.step, t.batch_size, r.ctx.rank * share,
+                       share);
+      Patches patches = random_patches(x, c.model.patch_size, crop);
+      x = patches.x;
+      patch_origins = patches.origins;
+    }
+
     // Micro-batches: forward under autocast, backward of the scaled loss;
     // the gradient all-reduce overlaps the last micro-batch's backward.
     r.optimizer->zero_grad();
@@ -530,8 +542,12 @@ TrainResult Trainer::run() {
       const auto xm = accum == 1 ? x : x.narrow(0, m * micro, micro);
       const auto lm = !labels.defined() || accum == 1 ? labels : labels.narrow(0, m * micro, micro);
       if (r.sync) r.sync->set_enabled(m == accum - 1, /*add_accumulated=*/accum > 1);
+      const auto om = !patch_origins.defined() || accum == 1
+                          ? patch_origins
+                          : patch_origins.narrow(0, m * micro, micro);
       LossOutput out;
       {
+        PatchOriginsScope patch_scope(*r.net, om);
         AutocastGuard autocast(r.ctx.device, r.autocast);
         out = (*r.loss)(*r.net, xm, lm, &noise);
       }

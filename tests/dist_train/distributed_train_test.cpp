@@ -2,7 +2,8 @@
 // binary (`mpirun --oversubscribe -np 2/3`) on the CPU: W ranks against one
 // rank with the same global batch, kill -9 of a rank and resume, preemption
 // signals (snapshot, exit 75, resume), resume at another world size, fp16
-// loss scaling with a forced overflow, and non-finite steps.
+// loss scaling with a forced overflow, non-finite steps, and patch-based
+// training's per-sample crops.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -192,6 +193,23 @@ TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
   r = mpirun_scorch(2, "train --workdir " + two.str() + args);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_LE(max_relative_error(final_checkpoint(one, 6), final_checkpoint(two, 6)), 1e-5);
+}
+
+TEST(DistributedTrain, PatchModelRanksMatchOneRank) {
+  // An ADM U-Net on random 8x8 crops of 16x16 synthetic images with labels:
+  // the crops are drawn per global sample, so 2 ranks train the same model.
+  const std::string args =
+      " training.n_iters=4 training.batch_size=4 training.snapshot_sampling=false "
+      "data.dataset=synthetic_images data.image_size=16 data.num_channels=1 data.num_classes=4 "
+      "model.name=adm model.nf=32 model.ch_mult=[1,2] model.num_res_blocks=1 "
+      "model.attn_resolutions=[4] model.num_heads=2 model.use_scale_shift_norm=true "
+      "model.dropout=0 model.class_dropout=0.25 model.patch_size=8 optim.warmup=0 optim.lr=1e-3";
+  TempDir one("dt_patch1"), two("dt_patch2");
+  auto r = run_scorch("train --workdir " + one.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(2, "train --workdir " + two.str() + args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LE(max_relative_error(final_checkpoint(one, 4), final_checkpoint(two, 4)), 1e-5);
 }
 
 TEST(DistributedTrain, BadSplitsBackendsAndSignalsAreErrorsNamingTheKeys) {
