@@ -7,7 +7,11 @@
 // steps) and EDM's Heun sampler (18 steps, 35 NFE). The GPU defaults are the
 // issue's (128 images per GPU); without a GPU the models shrink (model.nf=32,
 // batch 8, 3 steps, 25 PC steps) so the table is a smoke run, not a figure.
-//   bench_train [--batch B] [--steps S] [--pc-steps N] [--precisions fp32,bf16,fp16] [key=value ...]
+// --configs times other configs instead; a patch-based one (model.patch_size)
+// trains on one random crop per image and samples whole images, e.g.
+//   bench_train --configs configs/fashion_mnist/adm.yaml,configs/fashion_mnist/patch16.yaml
+//   bench_train [--batch B] [--steps S] [--pc-steps N] [--precisions fp32,bf16,fp16]
+//               [--configs a.yaml,b.yaml] [key=value ...]
 #include <torch/version.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +30,7 @@
 #include "core/config.h"        // defines: Config, load_config
 #include "losses/loss.h"        // defines: make_loss
 #include "nn/model_factory.h"   // defines: make_score_net
+#include "nn/patch.h"           // defines: PatchOriginsScope, random_patches
 #include "nn/score_model.h"     // defines: make_score_fn
 #include "nn/score_net.h"       // defines: count_trainable_parameters
 #include "sampling/sampler.h"   // defines: sample_from_config, sample_shape
@@ -78,12 +83,20 @@ TrainRow time_training(const Config& c, const torch::Device& device, int64_t bat
   const auto autocast = autocast_dtype(c.precision, device);
   auto shape = sample_shape(c);
   shape.insert(shape.begin(), batch);
-  const auto x = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
+  auto x = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
   auto step = [&](int64_t s) {
     optimizer.zero_grad();
     BatchRandom noise(c.seed, s, batch, 0, batch);
+    torch::Tensor origins;
+    if (c.model.patch_size > 0) {  // the trainer's crop, part of the step's cost
+      BatchRandom crop(c.seed + 1, s, batch, 0, batch);
+      auto p = random_patches(x, c.model.patch_size, crop);
+      origins = p.origins;
+      x = p.x;
+    }
     LossOutput out;
     {
+      PatchOriginsScope patches(*net, origins);
       AutocastGuard guard(device, autocast);
       out = (*loss)(*net, x, {}, &noise);
     }
@@ -93,6 +106,7 @@ TrainRow time_training(const Config& c, const torch::Device& device, int64_t bat
     scaler.update(std::isfinite(norm));
     optimizer.apply(s);
     ema.update(*net, batch, s * batch);
+    if (origins.defined()) x = torch::rand(shape, x.options()) * 2 - 1;
   };
   for (int64_t s = 0; s < 2; ++s) step(s);  // warm-up: allocator, kernels
   sync(device);
@@ -137,6 +151,7 @@ int main(int argc, char** argv) {
   int64_t sample_batch = gpu ? 128 : 8;
   std::string precisions = "fp32,bf16,fp16";
   std::vector<std::string> extra;
+  std::string configs;
   CLI::App app{"Training and sampling throughput of the DDPM++ and NCSN++ CIFAR-10 configs"};
   app.add_option("--batch", batch, "training images per step")->capture_default_str();
   app.add_option("--steps", steps, "timed steps per row")->capture_default_str();
@@ -144,16 +159,25 @@ int main(int argc, char** argv) {
   app.add_option("--sample-batch", sample_batch, "samples per sampler call")->capture_default_str();
   app.add_option("--precisions", precisions, "comma-separated precision.dtype values")
       ->capture_default_str();
-  app.add_option("overrides", extra, "config overrides for both models");
+  app.add_option("--configs", configs,
+                 "comma-separated config files to time instead of the CIFAR-10 DDPM++ and NCSN++");
+  app.add_option("overrides", extra, "config overrides for every model");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::string> base;
   if (!gpu) base.push_back("model.nf=32");
   base.insert(base.end(), extra.begin(), extra.end());
   const std::string src = SCORCH_SOURCE_DIR;
-  const std::vector<std::pair<std::string, std::string>> models = {
+  std::vector<std::pair<std::string, std::string>> models = {
       {"DDPM++ (VP)", src + "/configs/vp/cifar10_ddpmpp_continuous.yaml"},
       {"NCSN++ (VE)", src + "/configs/ve/cifar10_ncsnpp_continuous.yaml"}};
+  if (!configs.empty()) {
+    models.clear();
+    for (const auto& path : split(configs)) {
+      const auto slash = path.find_last_of('/');
+      models.emplace_back(path.substr(slash == std::string::npos ? 0 : slash + 1), path);
+    }
+  }
 
   std::string load = "unknown";
   if (std::ifstream in("/proc/loadavg"); in) std::getline(in, load);
