@@ -57,6 +57,11 @@ PatchScoreNetImpl::PatchScoreNetImpl(ScoreNet inner, const PatchOptions& options
   tile_starts(options_.image_size(), options_.patch_size(), options_.stride());  // checks
 }
 
+torch::Tensor PatchScoreNetImpl::coordinates(const torch::TensorOptions& options) const {
+  const auto c = coordinate_channels(options_.image_size(), options);
+  return options_.centered() ? c : (c + 1) / 2;
+}
+
 torch::Tensor PatchScoreNetImpl::score_patches(const torch::Tensor& x, const torch::Tensor& origins,
                                                const torch::Tensor& time_cond,
                                                const torch::Tensor& class_labels) {
@@ -64,7 +69,7 @@ torch::Tensor PatchScoreNetImpl::score_patches(const torch::Tensor& x, const tor
   TORCH_CHECK(b > 0 && n % b == 0, "PatchScoreNet: ", n, " patches for ", b, " origins");
   const auto o = n == b ? origins : origins.repeat({n / b, 1});
   const auto coords = crop_patches(
-      coordinate_channels(s, x.options()).unsqueeze(0).expand({n, 2, s, s}), o.to(x.device()),
+      coordinates(x.options()).unsqueeze(0).expand({n, 2, s, s}), o.to(x.device()),
       options_.patch_size());
   return inner_->forward(torch::cat({x, coords}, 1), time_cond, class_labels);
 }
@@ -110,7 +115,7 @@ torch::Tensor PatchScoreNetImpl::forward(const torch::Tensor& x, const torch::Te
   TORCH_CHECK(x.size(2) == s, "PatchScoreNet scores whole ", s, "x", s,
               " images (patches need their origins), got ", x.sizes());
   if (options_.sampling() == PatchSampling::kFull) {
-    const auto coords = coordinate_channels(s, x.options()).unsqueeze(0).expand({x.size(0), 2, s, s});
+    const auto coords = coordinates(x.options()).unsqueeze(0).expand({x.size(0), 2, s, s});
     return inner_->forward(torch::cat({x, coords}, 1), time_cond, class_labels);
   }
   return score_tiles(x, time_cond, class_labels);
@@ -133,6 +138,7 @@ ScoreNet make_patch_score_net(const Config& config, ScoreNet inner) {
           .patch_size(m.patch_size)
           .image_size(config.data.image_size)
           .stride(m.patch_stride)
+          .centered(config.data.centered)
           .sampling(m.patch_sampling == "full" ? PatchSampling::kFull : PatchSampling::kTiles));
 }
 

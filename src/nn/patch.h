@@ -11,7 +11,8 @@
 //
 // Coordinates: for an S x S image, channel 0 holds the column and channel 1
 // the row, linspace(-1, 1, S) (-1 at the first pixel, 1 at the last); a
-// patch carries the coordinates of the pixels it was cut from.
+// patch carries the coordinates of the pixels it was cut from. (For
+// uncentered data they are stored in [0, 1] and mapped like the data.)
 //
 // Sampling (PatchSampling):
 //   kTiles: the image is covered by P x P tiles at stride `stride` along each
@@ -41,6 +42,10 @@ struct PatchOptions {
   TORCH_ARG(int64_t, image_size) = 32;
   TORCH_ARG(int64_t, stride) = 0;  // tiles' stride; 0: patch_size / 2
   TORCH_ARG(PatchSampling, sampling) = PatchSampling::kTiles;
+  // The inner network's input convention (data.centered): false means it maps
+  // its input x to 2x - 1, so the coordinates are given as (c + 1) / 2 and
+  // reach its layers in [-1, 1] like centered data's.
+  TORCH_ARG(bool, centered) = true;
 };
 
 // [2, S, S] coordinate channels of an S x S image (see above).
@@ -90,6 +95,7 @@ class PatchScoreNetImpl : public ScoreNetImpl {
                               const torch::Tensor& time_cond, const torch::Tensor& class_labels);
   torch::Tensor score_tiles(const torch::Tensor& x, const torch::Tensor& time_cond,
                             const torch::Tensor& class_labels);
+  torch::Tensor coordinates(const torch::TensorOptions& options) const;  // [2, S, S]
 
   PatchOptions options_;
   ScoreNet inner_;

@@ -137,6 +137,29 @@ TEST(Patch, TilesAndWholeImageGiveThePointwiseScore) {
   EXPECT_FALSE(tiles.patch_origins().defined());
 }
 
+// Returns its input's coordinate channels: what the inner network is fed.
+class EchoCoordinatesImpl : public ScoreNetImpl {
+ public:
+  torch::Tensor forward(const torch::Tensor& in, const torch::Tensor&,
+                        const torch::Tensor&) override {
+    return in.narrow(1, in.size(1) - 2, 2);  // x has 2 channels here, so shapes agree
+  }
+};
+
+// Tiles put every patch back where it came from: the assembled output of a
+// network echoing its coordinates is the whole image's coordinate map. For
+// uncentered data the coordinates come in [0, 1], as the data do.
+TEST(Patch, TilesAssembleTheCoordinateMapInTheDataConvention) {
+  auto echo = std::make_shared<EchoCoordinatesImpl>();
+  const auto x = torch::zeros({2, 2, 28, 28});
+  const auto t = torch::tensor({1.0, 2.0});
+  const auto map = coordinate_channels(28, torch::kFloat).unsqueeze(0).expand({2, 2, 28, 28});
+  PatchScoreNetImpl centered(echo, PatchOptions().patch_size(16).image_size(28).stride(8));
+  EXPECT_LT((centered.forward(x, t) - map).abs().max().item<double>(), 1e-6);
+  PatchScoreNetImpl unit(echo, PatchOptions().patch_size(16).image_size(28).stride(5).centered(false));
+  EXPECT_LT((unit.forward(x, t) - (map + 1) / 2).abs().max().item<double>(), 1e-6);
+}
+
 // PC sampling of 14x14 images through 8x8 tiles: every pixel's mean and
 // std are the position-dependent Gaussian's.
 TEST(Patch, SamplingThroughTilesReproducesAPositionDependentGaussian) {
