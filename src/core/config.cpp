@@ -199,7 +199,7 @@ const std::vector<Field>& fields() {
     t.b("model.use_new_attention_order", &C::model, &ModelConfig::use_new_attention_order,
         "adm: split q/k/v before heads (QKVAttention) instead of after (legacy)");
     t.i("model.patch_size", &C::model, &ModelConfig::patch_size,
-        "patch-based training: square patch side (0 = off; images only)", 0, 4096);
+        "patch-based training: square patch side (0 = off; ddpm, ncsnpp, adm on images)", 0, 4096);
     t.i("model.patch_stride", &C::model, &ModelConfig::patch_stride,
         "patch-based sampling: stride of the overlapping tiles; 0 = patch_size / 2", 0, 4096);
     t.s("model.patch_sampling", &C::model, &ModelConfig::patch_sampling,
@@ -671,9 +671,10 @@ void validate(const Config& c) {
                  ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
   }
   if (m.patch_size > 0) {
-    SCORCH_CHECK(!vector_data && m.name == "adm" && m.dims == 2, "model.patch_size needs image "
-                 "data and model.name=adm with model.dims=2 (the network takes two extra "
-                 "coordinate channels), got model.name=", m.name);
+    SCORCH_CHECK(!vector_data && (m.name == "ddpm" || m.name == "ncsnpp" ||
+                                  (m.name == "adm" && m.dims == 2)),
+                 "model.patch_size needs image data and a U-Net that takes two extra coordinate "
+                 "channels: model.name ddpm, ncsnpp or adm (dims 2), got model.name=", m.name);
     SCORCH_CHECK(m.patch_size < c.data.image_size, "model.patch_size ", m.patch_size,
                  " must be smaller than data.image_size ", c.data.image_size,
                  " (0 trains on whole images)");

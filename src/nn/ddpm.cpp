@@ -46,6 +46,7 @@ AttnBlock DDPMImpl::make_attn_block(int64_t channels) const {
 DDPMImpl::DDPMImpl(const DDPMOptions& options) : options_(options) {
   const auto& o = options_;
   const int64_t nf = o.nf(), channels = o.num_channels();
+  const int64_t in_channels = o.in_channels() > 0 ? o.in_channels() : channels;
   const int64_t num_levels = static_cast<int64_t>(o.ch_mult().size());
   SCORCH_CHECK(num_levels >= 1, "model.ch_mult must list at least one level");
   SCORCH_CHECK(o.image_size() % (int64_t{1} << (num_levels - 1)) == 0, "data.image_size (",
@@ -64,7 +65,7 @@ DDPMImpl::DDPMImpl(const DDPMOptions& options) : options_(options) {
   }
 
   const auto resample = ResampleOptions(0).with_conv(o.resamp_with_conv());
-  input_conv_ = add(conv3x3(channels, nf));
+  input_conv_ = add(conv3x3(in_channels, nf));
   std::vector<int64_t> hs_c = {nf};
   int64_t in_ch = nf;
   levels_.resize(num_levels);
@@ -116,8 +117,9 @@ DDPMImpl::DDPMImpl(const DDPMOptions& options) : options_(options) {
 torch::Tensor DDPMImpl::forward(const torch::Tensor& x_in, const torch::Tensor& time_cond,
                                 const torch::Tensor& class_labels) {
   const auto& o = options_;
-  TORCH_CHECK(x_in.dim() == 4 && x_in.size(1) == o.num_channels(), "DDPM expects [B, ",
-              o.num_channels(), ", H, W], got ", x_in.sizes());
+  const int64_t in_channels = o.in_channels() > 0 ? o.in_channels() : o.num_channels();
+  TORCH_CHECK(x_in.dim() == 4 && x_in.size(1) == in_channels, "DDPM expects [B, ", in_channels,
+              ", H, W], got ", x_in.sizes());
   TORCH_CHECK(time_cond.dim() == 1 && time_cond.size(0) == x_in.size(0),
               "DDPM expects time_cond [B], got ", time_cond.sizes());
   const auto act = [&](const torch::Tensor& t) { return activate(t, o.nonlinearity()); };

@@ -23,6 +23,9 @@ namespace scorch {
 struct DDPMOptions {
   TORCH_ARG(int64_t, image_size) = 32;
   TORCH_ARG(int64_t, num_channels) = 3;
+  // Input channels when more than the output's num_channels (0: num_channels),
+  // e.g. num_channels + 2 for patch coordinates (nn/patch.h).
+  TORCH_ARG(int64_t, in_channels) = 0;
   TORCH_ARG(bool, centered) = true;     // false: inputs in [0, 1] are mapped to 2x - 1
   TORCH_ARG(int64_t, num_classes) = 0;  // > 0: class embedding with a null class
   TORCH_ARG(int64_t, nf) = 128;         // REQUIRES: nf * ch_mult[i] multiples of 32

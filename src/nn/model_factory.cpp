@@ -98,8 +98,9 @@ Options unet_options(const Config& config) {
   SCORCH_CHECK(m.normalization == "GroupNorm", "model.normalization ", m.normalization,
                " is for NCSN / NCSNv2; model.name=", m.name, " uses GroupNorm");
   Options o;
-  o.image_size(config.data.image_size)
+  o.image_size(m.patch_size > 0 ? m.patch_size : config.data.image_size)
       .num_channels(config.data.num_channels)
+      .in_channels(config.data.num_channels + (m.patch_size > 0 ? 2 : 0))
       .centered(config.data.centered)
       .num_classes(config.data.num_classes)
       .nf(m.nf)
@@ -223,6 +224,14 @@ NCSNOptions ncsn_options(const Config& config) {
       .num_scales(m.num_scales);
 }
 
+namespace {
+// The network itself, or with model.patch_size the patch wrapper around it
+// (its input then has two coordinate channels more).
+ScoreNet patch_if_configured(const Config& config, ScoreNet net) {
+  return config.model.patch_size > 0 ? make_patch_score_net(config, std::move(net)) : net;
+}
+}  // namespace
+
 ScoreNet make_score_net(const Config& config) {
   SCORCH_CHECK(config.model.name != "analytic",
                "model.name=analytic is the exact score of a Gaussian mixture and has nothing to "
@@ -231,14 +240,11 @@ ScoreNet make_score_net(const Config& config) {
     case NetworkKind::kMLP:
       return std::make_shared<MLPImpl>(mlp_options(config));
     case NetworkKind::kDDPM:
-      return std::make_shared<DDPMImpl>(ddpm_options(config));
+      return patch_if_configured(config, std::make_shared<DDPMImpl>(ddpm_options(config)));
     case NetworkKind::kNCSNpp:
-      return std::make_shared<NCSNppImpl>(ncsnpp_options(config));
-    case NetworkKind::kADM: {
-      auto net = std::make_shared<ADMImpl>(adm_options(config));
-      if (config.model.patch_size > 0) return make_patch_score_net(config, net);
-      return net;
-    }
+      return patch_if_configured(config, std::make_shared<NCSNppImpl>(ncsnpp_options(config)));
+    case NetworkKind::kADM:
+      return patch_if_configured(config, std::make_shared<ADMImpl>(adm_options(config)));
     case NetworkKind::kNCSN:
       return std::make_shared<NCSNImpl>(ncsn_options(config));
   }

@@ -33,7 +33,9 @@ ProgressiveOutput parse_progressive(const std::string& name);
 ProgressiveInput parse_progressive_input(const std::string& name);
 CombineMethod parse_combine_method(const std::string& name);
 
-// Options from the config (model.*, data.*). Throw scorch::Error for values
+// Options from the config (model.*, data.*). With model.patch_size the U-Nets
+// (ddpm, ncsnpp, adm) are built for P x P inputs with two coordinate channels
+// more, and make_score_net wraps them in a PatchScoreNet (nn/patch.h). Throw scorch::Error for values
 // the networks cannot honour (e.g. Fourier embeddings without
 // training.continuous, model.conv_size other than 3).
 MLPOptions mlp_options(const Config& config);

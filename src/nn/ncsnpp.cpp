@@ -60,6 +60,7 @@ AttnBlock NCSNppImpl::make_attn_block(int64_t channels) const {
 NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
   const auto& o = options_;
   const int64_t nf = o.nf(), channels = o.num_channels();
+  const int64_t in_channels = o.in_channels() > 0 ? o.in_channels() : channels;
   const int64_t levels = static_cast<int64_t>(o.ch_mult().size());
   SCORCH_CHECK(levels >= 1, "model.ch_mult must list at least one level");
   SCORCH_CHECK(o.image_size() % (int64_t{1} << (levels - 1)) == 0, "data.image_size (",
@@ -95,14 +96,14 @@ NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
   if (o.progressive_input() == ProgressiveInput::kInputSkip) {
     pyramid_downsample_ =
         register_module("pyramid_downsample",
-                        Downsample(ResampleOptions(resample).in_ch(channels).with_conv(false)));
+                        Downsample(ResampleOptions(resample).in_ch(in_channels).with_conv(false)));
   }
   if (o.progressive() == ProgressiveOutput::kOutputSkip) {
     pyramid_upsample_ = register_module(
         "pyramid_upsample", Upsample(ResampleOptions(resample).in_ch(channels).with_conv(false)));
   }
-  int64_t input_pyramid_ch = channels;
-  input_conv_ = add(conv3x3(channels, nf));
+  int64_t input_pyramid_ch = in_channels;
+  input_conv_ = add(conv3x3(in_channels, nf));
   std::vector<int64_t> hs_c = {nf};
   int64_t in_ch = nf;
   for (int64_t level = 0; level < levels; ++level) {
@@ -206,8 +207,9 @@ torch::Tensor NCSNppImpl::time_embedding(const torch::Tensor& time_cond,
 torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor& time_cond,
                                   const torch::Tensor& class_labels) {
   const auto& o = options_;
-  TORCH_CHECK(x_in.dim() == 4 && x_in.size(1) == o.num_channels(), "NCSN++ expects [B, ",
-              o.num_channels(), ", H, W], got ", x_in.sizes());
+  const int64_t in_channels = o.in_channels() > 0 ? o.in_channels() : o.num_channels();
+  TORCH_CHECK(x_in.dim() == 4 && x_in.size(1) == in_channels, "NCSN++ expects [B, ", in_channels,
+              ", H, W], got ", x_in.sizes());
   TORCH_CHECK(time_cond.dim() == 1 && time_cond.size(0) == x_in.size(0),
               "NCSN++ expects time_cond [B], got ", time_cond.sizes());
   const auto act = [&](const torch::Tensor& t) { return activate(t, o.nonlinearity()); };

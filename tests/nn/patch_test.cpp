@@ -236,6 +236,49 @@ TEST(Patch, ConfigBuildsAnAdmOnPatchesThatTrains) {
             (std::vector<int64_t>{2, 1, 28, 28}));
 }
 
+// score_sde's U-Nets take the coordinates too: DDPM, and NCSN++ with its
+// residual input pyramid (which downsamples the coordinates with the image).
+class PatchUNets : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(PatchUNets, TrainOnPatchesAndScoreWholeImages) {
+  torch::manual_seed(5);
+  const Config c = load_config(
+      std::string(SCORCH_SOURCE_DIR) + "/configs/" + GetParam() + ".yaml",
+      {"model.nf=32", "model.ch_mult=[1,2]", "model.num_res_blocks=1",
+       "model.attn_resolutions=[8]", "model.patch_size=16"});
+  ScoreNet net = make_score_net(c);
+  auto* patch = dynamic_cast<PatchScoreNetImpl*>(net.get());
+  ASSERT_NE(patch, nullptr) << GetParam();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.add_(0.01 * torch::randn_like(p));
+  }
+  const auto images = torch::rand({2, 3, 32, 32});
+  const auto origins = torch::tensor({{0, 16}, {7, 3}}, torch::kLong);
+  const auto tc = torch::tensor({0.5, 20.0});
+  torch::Tensor out;
+  {
+    PatchOriginsScope scope(*net, origins);
+    out = net->forward(crop_patches(images, origins, 16), tc);
+  }
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 3, 16, 16}));
+  out.square().mean().backward();
+  int64_t with_grad = 0;
+  for (const auto& p : net->parameters())
+    with_grad += p.grad().defined() && p.grad().abs().sum().item<double>() > 0;
+  EXPECT_GT(with_grad, static_cast<int64_t>(net->parameters().size()) * 9 / 10) << GetParam();
+  torch::NoGradGuard no_grad;
+  net->eval();
+  EXPECT_EQ(net->forward(images, tc).sizes(), images.sizes());
+}
+
+INSTANTIATE_TEST_SUITE_P(ScoreSde, PatchUNets,
+                         ::testing::Values("vp/cifar10_ddpm", "ve/cifar10_ncsnpp_continuous"),
+                         [](const auto& info) {
+                           const std::string name = info.param;
+                           return name.find("ddpm") != std::string::npos ? "ddpm" : "ncsnpp";
+                         });
+
 TEST(Patch, ConfigErrorsNameTheKey) {
   const std::string path = std::string(SCORCH_SOURCE_DIR) + "/configs/fashion_mnist/patch16.yaml";
   auto error_of = [&](const std::vector<std::string>& overrides) {
@@ -249,7 +292,9 @@ TEST(Patch, ConfigErrorsNameTheKey) {
   EXPECT_NE(error_of({"model.patch_size=28"}).find("model.patch_size"), std::string::npos);
   EXPECT_NE(error_of({"model.patch_size=14"}).find("model.patch_size"), std::string::npos);
   EXPECT_NE(error_of({"model.patch_stride=17"}).find("model.patch_stride"), std::string::npos);
-  EXPECT_NE(error_of({"model.name=ncsnpp"}).find("model.patch_size"), std::string::npos);
+  EXPECT_NE(error_of({"model.name=ncsn", "model.normalization=InstanceNorm++"})
+                .find("model.patch_size"),
+            std::string::npos);
   EXPECT_NE(error_of({"model.attn_resolutions=[14]"}).find("model.patch_size"), std::string::npos);
 }
 
