@@ -117,11 +117,12 @@ void add_eval_commands(CLI::App& app, std::function<int()>& run) {
     run = [eval_args] {
       const auto& a = *eval_args;
       const bool from_model = !a.model.workdir.empty() || !a.model.checkpoint.empty() ||
-                              !a.model.score_sde_checkpoint.empty();
+                              !a.model.score_sde_checkpoint.empty() ||
+                              !a.model.guided_diffusion_checkpoint.empty();
       SCORCH_CHECK(from_model != !a.samples.empty(),
-                   "scorch eval scores either a model (--workdir W, --checkpoint FILE or "
-                   "--score-sde-checkpoint FILE with --config C) or a sample dataset "
-                   "(--samples DIR); give exactly one");
+                   "scorch eval scores either a model (--workdir W, --checkpoint FILE, or "
+                   "--score-sde-checkpoint / --guided-diffusion-checkpoint FILE with --config C) "
+                   "or a sample dataset (--samples DIR); give exactly one");
       std::optional<LoadedModel> model;
       Config c;
       if (from_model) {

@@ -8,6 +8,8 @@
 #include "core/log.h"
 #include "dist/context.h"
 #include "nn/analytic.h"
+#include "nn/adm.h"
+#include "nn/import_guided_diffusion.h"
 #include "nn/import_score_sde.h"
 #include "nn/model_factory.h"
 #include "train/checkpoint.h"
@@ -51,9 +53,47 @@ LoadedModel load_imported(const ModelSourceArgs& a) {
   return out;
 }
 
+// --guided-diffusion-checkpoint: an ADM model file; the architecture and the
+// (discrete VP, linear) schedule come from --config.
+LoadedModel load_guided_diffusion(const ModelSourceArgs& a) {
+  const std::string& file = a.guided_diffusion_checkpoint;
+  SCORCH_CHECK(a.checkpoint.empty() && a.workdir.empty() && a.score_sde_checkpoint.empty(),
+               "--guided-diffusion-checkpoint excludes --checkpoint, --workdir and "
+               "--score-sde-checkpoint");
+  SCORCH_CHECK(!a.config.empty(), "--guided-diffusion-checkpoint '", file,
+               "' needs --config naming its architecture (model.name=adm with the model's "
+               "flags, e.g. configs/vp/lsun_bedroom256_adm.yaml)");
+  SCORCH_CHECK(fs::is_regular_file(file), "--guided-diffusion-checkpoint '", file,
+               "' is not a file");
+  LoadedModel out;
+  out.config = load_config(a.config, a.overrides);
+  const auto& c = out.config;
+  SCORCH_CHECK(c.model.name == "adm" && c.model.patch_size == 0,
+               "--guided-diffusion-checkpoint imports into the ADM U-Net: --config needs "
+               "model.name=adm without model.patch_size, got model.name '", c.model.name, "'");
+  SCORCH_CHECK(c.training.sde == "vpsde" && !c.training.continuous,
+               "--guided-diffusion-checkpoint: guided-diffusion models predict the noise at "
+               "integer time steps, Scorch's discrete VP convention; set training.sde=vpsde and "
+               "training.continuous=false (got ", c.training.sde, ", continuous=",
+               c.training.continuous ? "true" : "false", ")");
+  out.device = make_single_process_context(c).device;
+  out.sde = make_sde(c);
+  out.net = make_score_net(c);
+  const auto r = import_guided_diffusion_model(file, dynamic_cast<ADMImpl&>(*out.net));
+  out.description = "guided-diffusion model '" + file + "' (" + std::to_string(r.tensors) +
+                    " tensors" + (r.learned_sigma ? ", learned variance dropped" : "") + ")";
+  if (r.num_classes > 0)
+    log_warning("guided-diffusion model '", file, "' is class-conditional without a null class: "
+                "sample with class labels (unlabelled samples use an untrained embedding)");
+  out.net->to(out.device);
+  out.net->eval();
+  return out;
+}
+
 }  // namespace
 
 LoadedModel load_model(const ModelSourceArgs& a) {
+  if (!a.guided_diffusion_checkpoint.empty()) return load_guided_diffusion(a);
   if (!a.score_sde_checkpoint.empty()) return load_imported(a);
   LoadedModel out;
   std::string ckpt_path = a.checkpoint;
@@ -132,6 +172,9 @@ void add_model_source_options(CLI::App& cmd, ModelSourceArgs& a) {
                  "a checkpoint file instead of --workdir (its saved config is used)");
   cmd.add_option("--score-sde-checkpoint", a.score_sde_checkpoint,
                  "import a yang-song/score_sde_pytorch checkpoint.pth (architecture from --config)");
+  cmd.add_option("--guided-diffusion-checkpoint", a.guided_diffusion_checkpoint,
+                 "import an openai/guided-diffusion model .pt (architecture from an adm --config; "
+                 "linear schedule: discrete VP)");
   cmd.add_option("--config", a.config,
                  "YAML config (default: the checkpoint's or the workdir's); needed for analytic");
   cmd.add_option("--weights", a.weights,

@@ -2,7 +2,9 @@
 // --checkpoint FILE (its embedded config), or the newest checkpoint of
 // --workdir W (the workdir's config.yaml), or a checkpoint of
 // yang-song/score_sde_pytorch (--score-sde-checkpoint FILE with --config
-// naming its architecture), or, for model.name=analytic, no checkpoint at all
+// naming its architecture), or an openai/guided-diffusion model file
+// (--guided-diffusion-checkpoint FILE with an adm --config), or, for
+// model.name=analytic, no checkpoint at all
 // (--config). EMA weights by default.
 #pragma once
 
@@ -20,6 +22,7 @@ namespace scorch::cli {
 struct ModelSourceArgs {
   std::string workdir, checkpoint, config;
   std::string score_sde_checkpoint;  // a score_sde_pytorch checkpoint.pth to import
+  std::string guided_diffusion_checkpoint;  // a guided-diffusion model .pt to import
   std::vector<std::string> overrides;
   std::string weights = "ema";  // ema (the first EMA rate), model, or an EMA name ("0.999")
 };

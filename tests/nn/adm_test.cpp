@@ -165,6 +165,11 @@ TEST(Adm, ConfigsBuildTheReferenceNetworks) {
       config_path("fashion_mnist/adm"),
       {"data.num_classes=10", "data.num_channels=3", "model.class_dropout=0.1"}));
   EXPECT_EQ(count_parameters(*fm), 7536707 - (1000 - 11) * 4 * 64);
+  // guided-diffusion's LSUN models (lsun_bedroom.pt's flags; learn_sigma
+  // dropped): 552,807,171.
+  ScoreNet lsun = make_score_net(load_config(config_path("vp/lsun_bedroom256_adm")));
+  EXPECT_EQ(count_parameters(*lsun), 552807171);
+  EXPECT_EQ(lsun->parameters().size(), 566u);
 }
 
 TEST(Adm, TimestepEmbeddingIsCosThenSin) {
