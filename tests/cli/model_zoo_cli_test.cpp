@@ -10,20 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_util.h"
-#include "data/sharded_dataset.h"
+#include "cli/vector_data.h"  // defines: read_vectors
 #include "data_tools/npz.h"
 
 namespace scorch::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-torch::Tensor read_vectors(const std::string& dir) {
-  ShardedDataset d(dir);
-  auto x = torch::empty({d.size(), d.manifest().sample_shape[0]});
-  for (int64_t i = 0; i < d.size(); ++i) d.read(i, x[i].data_ptr());
-  return x;
-}
 
 std::string config(const std::string& name) {
   return std::string(SCORCH_SOURCE_DIR) + "/configs/" + name + ".yaml";

@@ -7,19 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_util.h"
-#include "data/sharded_dataset.h"
+#include "cli/vector_data.h"  // defines: read_vectors
 
 namespace scorch::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-torch::Tensor read_vectors(const std::string& dir) {
-  ShardedDataset d(dir);
-  auto x = torch::empty({d.size(), d.manifest().sample_shape[0]});
-  for (int64_t i = 0; i < d.size(); ++i) d.read(i, x[i].data_ptr());
-  return x;
-}
 
 const std::string kToyConfig = std::string(SCORCH_SOURCE_DIR) + "/configs/toy/eight_gaussians_vp.yaml";
 
