@@ -145,9 +145,6 @@ ADMOptions adm_options(const Config& config) {
   const auto& d = config.data;
   SCORCH_CHECK(m.normalization == "GroupNorm", "model.normalization ", m.normalization,
                " is for NCSN / NCSNv2; model.name=adm uses GroupNorm");
-  SCORCH_CHECK(d.num_classes == 0 || m.conditional,
-               "data.num_classes > 0 needs model.conditional=true (the class embedding is added "
-               "to the time embedding)");
   SCORCH_CHECK(m.conditional, "model.name=adm is always time-conditional; set "
                "model.conditional=true");
   SCORCH_CHECK(m.embedding_type == "positional", "model.name=adm embeds time_cond with "
@@ -184,11 +181,10 @@ ADMOptions adm_options(const Config& config) {
                  "(the network's output divided by sigma), got ", config.training.sde);
     o.scale_by_sigma(true);
     if (!config.training.continuous) {  // time_cond indexes the levels, 0 = sigma_max
-      std::vector<double> sigmas(m.num_scales);
-      for (int64_t i = 0; i < m.num_scales; ++i)
-        sigmas[i] = std::exp(std::log(m.sigma_max) + (std::log(m.sigma_min) - std::log(m.sigma_max)) *
-                                                         i / static_cast<double>(m.num_scales - 1));
-      o.sigmas(sigmas);
+      const auto table = torch::exp(torch::linspace(std::log(m.sigma_max), std::log(m.sigma_min),
+                                                    m.num_scales, torch::kDouble));
+      o.sigmas(std::vector<double>(table.data_ptr<double>(),
+                                   table.data_ptr<double>() + m.num_scales));
     }
   }
   if (m.dims == 1) o.flat_shape({d.num_channels, d.image_size});

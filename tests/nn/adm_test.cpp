@@ -223,6 +223,34 @@ TEST(Adm, ClassLabelsConditionTheOutput) {
   EXPECT_TRUE(torch::allclose(net->forward(x, t), net->forward(x, t, torch::tensor({3, 3}))));
 }
 
+// model.scale_by_sigma (VE): the output divided by sigma, which is time_cond
+// itself in continuous time and the level's sigma_max (sigma_min /
+// sigma_max)^(i / (N - 1)) in discrete time.
+TEST(Adm, ScaleBySigmaDividesByTheNoiseLevel) {
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 3, 8, 8});
+  for (const bool continuous : {true, false}) {
+    std::vector<std::string> o = {"training.sde=vesde", "model.sigma_min=0.01",
+                                  "model.sigma_max=50", "model.num_scales=10",
+                                  "data.image_size=8", "model.nf=32", "model.ch_mult=[1]",
+                                  "model.num_res_blocks=1", "model.attn_resolutions=[]",
+                                  "model.use_scale_shift_norm=true", "model.dropout=0",
+                                  std::string("training.continuous=") + (continuous ? "true" : "false")};
+    torch::manual_seed(6);
+    ScoreNet plain = make_score_net(load_config(config_path("vp/cifar10_adm"), o));
+    o.push_back("model.scale_by_sigma=true");
+    torch::manual_seed(6);
+    ScoreNet scaled = make_score_net(load_config(config_path("vp/cifar10_adm"), o));
+    for (auto& p : plain->parameters()) p.add_(0.05);
+    for (auto& p : scaled->parameters()) p.add_(0.05);
+    const auto tc = continuous ? torch::tensor({0.5, 20.0}) : torch::tensor({0, 7}, torch::kLong);
+    const auto sigma = continuous ? tc
+                                  : torch::tensor({50.0, 50.0 * std::pow(0.01 / 50.0, 7.0 / 9.0)});
+    const auto expected = plain->forward(x, tc) / sigma.view({2, 1, 1, 1});
+    EXPECT_TRUE(torch::allclose(scaled->forward(x, tc), expected, 1e-5, 1e-6)) << continuous;
+  }
+}
+
 TEST(Adm, ConfigErrorsNameTheKey) {
   auto error_of = [](const std::vector<std::string>& overrides) {
     try {
