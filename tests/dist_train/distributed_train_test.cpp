@@ -179,37 +179,42 @@ TEST(DistributedTrain, TimestepSamplerStateIsTheSameOnTwoRanksAndAfterResume) {
   }
 }
 
+// Trains `args` for `steps` steps on one rank and on two, and expects the same
+// parameters and EMA (relative error <= 1e-5).
+void expect_two_ranks_match_one(const std::string& tag, const std::string& args, int64_t steps) {
+  const std::string run = " training.n_iters=" + std::to_string(steps) +
+                          " training.batch_size=4 training.snapshot_sampling=false "
+                          "data.dataset=synthetic_images data.num_channels=1 data.num_classes=4 "
+                          "model.dropout=0 model.class_dropout=0.25 optim.warmup=0 optim.lr=1e-3 " +
+                          args;
+  TempDir one("dt_" + tag + "1"), two("dt_" + tag + "2");
+  auto r = run_scorch("train --workdir " + one.str() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(2, "train --workdir " + two.str() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LE(max_relative_error(final_checkpoint(one, steps), final_checkpoint(two, steps)), 1e-5)
+      << tag;
+}
+
 TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
   // A small DDPM++ on synthetic images with class labels, discrete DDPM loss.
-  const std::string args =
-      " training.n_iters=6 training.batch_size=4 training.snapshot_sampling=false "
-      "data.dataset=synthetic_images data.image_size=8 data.num_channels=1 data.num_classes=4 "
-      "model.name=ncsnpp model.nf=16 model.ch_mult=[1,2] model.num_res_blocks=1 "
-      "model.attn_resolutions=[4] model.dropout=0 model.class_dropout=0.25 "
-      "training.sde=vpsde training.continuous=false optim.warmup=0 optim.lr=1e-3";
-  TempDir one("dt_img1"), two("dt_img2");
-  auto r = run_scorch("train --workdir " + one.str() + args);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = mpirun_scorch(2, "train --workdir " + two.str() + args);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_LE(max_relative_error(final_checkpoint(one, 6), final_checkpoint(two, 6)), 1e-5);
+  expect_two_ranks_match_one(
+      "img",
+      "data.image_size=8 model.name=ncsnpp model.nf=16 model.ch_mult=[1,2] "
+      "model.num_res_blocks=1 model.attn_resolutions=[4] training.sde=vpsde "
+      "training.continuous=false",
+      6);
 }
 
 TEST(DistributedTrain, PatchModelRanksMatchOneRank) {
   // An ADM U-Net on random 8x8 crops of 16x16 synthetic images with labels:
   // the crops are drawn per global sample, so 2 ranks train the same model.
-  const std::string args =
-      " training.n_iters=4 training.batch_size=4 training.snapshot_sampling=false "
-      "data.dataset=synthetic_images data.image_size=16 data.num_channels=1 data.num_classes=4 "
-      "model.name=adm model.nf=32 model.ch_mult=[1,2] model.num_res_blocks=1 "
-      "model.attn_resolutions=[4] model.num_heads=2 model.use_scale_shift_norm=true "
-      "model.dropout=0 model.class_dropout=0.25 model.patch_size=8 optim.warmup=0 optim.lr=1e-3";
-  TempDir one("dt_patch1"), two("dt_patch2");
-  auto r = run_scorch("train --workdir " + one.str() + args);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = mpirun_scorch(2, "train --workdir " + two.str() + args);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_LE(max_relative_error(final_checkpoint(one, 4), final_checkpoint(two, 4)), 1e-5);
+  expect_two_ranks_match_one(
+      "patch",
+      "data.image_size=16 model.name=adm model.nf=32 model.ch_mult=[1,2] "
+      "model.num_res_blocks=1 model.attn_resolutions=[4] model.num_heads=2 "
+      "model.use_scale_shift_norm=true model.patch_size=8",
+      4);
 }
 
 TEST(DistributedTrain, BadSplitsBackendsAndSignalsAreErrorsNamingTheKeys) {
