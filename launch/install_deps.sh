@@ -2,6 +2,7 @@
 # Installs Scorch's build and test dependencies from Debian's packages.
 # Idempotent: packages already present are left alone. Run as root.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -22,6 +23,7 @@ packages=(
   python3-h5py                       # tests: datasets readable as plain HDF5
   slurm-wlm slurm-client munge       # launch/slurm.sbatch; tests: a single-node Slurm cluster
   gnuplot-nox                        # scorch plot (PNG plots of log.jsonl)
+  python3-venv                       # tests: .venv with lizard (function lengths, tests/house)
 )
 
 missing=()
@@ -29,8 +31,18 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+# Python tools from PyPI, pinned, in a virtual environment in the checkout
+# (.venv, ignored by git): lizard measures function lengths for tests/house.
+python_tools=(lizard==1.24.3)
+venv() {
+  [ -x .venv/bin/lizard ] && return 0
+  /usr/bin/python3 -m venv .venv
+  .venv/bin/pip install -q "${python_tools[@]}"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all ${#packages[@]} packages present"
+  venv
   exit 0
 fi
 
@@ -43,3 +55,4 @@ echo "install_deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+venv

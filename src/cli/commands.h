@@ -28,12 +28,15 @@ void add_data_command(CLI::App& app, std::function<int()>& run);
 void add_data_convert_command(CLI::App& data, std::function<int()>& run);
 
 // scorch stats --data DIR --out FILE [--extractor F] [--features]
-// scorch eval --samples DIR --ref STATS [--extractor F] [--json]
-void add_eval_commands(CLI::App& app, std::function<int()>& run);
+void add_stats_command(CLI::App& app, std::function<int()>& run);
+// scorch eval --workdir W | --samples DIR [--ref STATS] [--extractor F] [--json]
+void add_eval_command(CLI::App& app, std::function<int()>& run);
 // scorch plot --workdir W | --log FILE [--out DIR] [--json]
 void add_plot_command(CLI::App& app, std::function<int()>& run);
 // scorch score-plot: score-field and sampling-trajectory PNGs of a 2-D model.
 void add_score_plot_command(CLI::App& app, std::function<int()>& run);
+// scorch config reference | show [--config C] [--workdir W] [key.path=value ...]
+void add_config_command(CLI::App& app, std::function<int()>& run);
 // scorch classifier --data DIR --out FILE [--test DIR] [--epochs N]
 void add_classifier_command(CLI::App& app, std::function<int()>& run);
 

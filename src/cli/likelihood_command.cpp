@@ -2,7 +2,7 @@
 // probability-flow ODE (likelihood/likelihood.h): images are uniformly
 // dequantized and scaled as in training, with score_sde's offsets; vector
 // data gives continuous bits/dim (no offset).
-#include <chrono>
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -10,10 +10,7 @@
 #include "cli/model_source.h"
 #include "core/compat.h"
 #include "core/log.h"
-#include "core/progress.h"
-#include "data/sharded_dataset.h"
-#include "likelihood/likelihood.h"
-#include "nn/score_model.h"
+#include "likelihood/dataset_likelihood.h"
 
 namespace scorch::cli {
 
@@ -44,66 +41,34 @@ void add_likelihood_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--json", args->json, "print the result as one JSON object on stdout");
   cmd->callback([&run, args] {
     run = [args] {
-      SCORCH_CHECK(args->batch > 0 && args->repeats > 0, "--batch and --repeats must be positive");
       LoadedModel m = load_model(args->model);
       const auto& c = m.config;
-      ShardedDataset data(args->data, {/*checksums=*/true});
-      const auto& man = data.manifest();
-      const bool images = man.kind == SampleKind::kImages;
-      const int64_t n = args->num > 0 ? std::min(args->num, data.size()) : data.size();
-      LikelihoodOptions o;
-      o.ode.rtol = args->rtol;
-      o.ode.atol = args->atol;
-      o.eps = args->eps;
-      o.divergence = divergence_from_name(args->divergence);
-      o.discrete_data = images;
-      o.centered = c.data.centered;
-      o.generator = compat::cpu_generator(static_cast<uint64_t>(args->seed));
-      auto score = make_score_fn(m.net, m.sde, c.training.continuous);
-      log_info("likelihood of ", n, " samples of ", args->data, " (", man.describe(), ") under ",
-               m.description);
-      const auto t0 = std::chrono::steady_clock::now();
-      std::vector<torch::Tensor> all;
-      int64_t nfe = 0, solves = 0;
-      ProgressBar bar("likelihood", n * args->repeats);
-      for (int64_t r = 0; r < args->repeats; ++r)
-        for (int64_t first = 0; first < n; first += args->batch) {
-          const int64_t b = std::min(args->batch, n - first);
-          auto raw = data.read_range(first, b);
-          torch::Tensor x;
-          if (images) {
-            SCORCH_CHECK(raw.size(1) == c.data.image_size && raw.size(3) == c.data.num_channels,
-                         "dataset '", args->data, "' holds ", man.describe(),
-                         " but the model takes ", c.data.image_size, "x", c.data.image_size, "x",
-                         c.data.num_channels, " images");
-            x = dequantize(raw.permute({0, 3, 1, 2}), c.data.centered, o.generator);
-          } else {
-            SCORCH_CHECK(raw.size(1) == c.data.dim, "dataset '", args->data, "' holds ",
-                         man.describe(), " but the model takes data.dim=", c.data.dim);
-            x = raw;
-          }
-          auto res = likelihood(*m.sde, score, x.to(m.device), o);
-          all.push_back(res.bpd.cpu());
-          nfe += res.nfe, ++solves;
-          bar.add(b);
-        }
-      bar.finish();
-      auto bpd = torch::cat(all);
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double mean = bpd.mean().item<double>();
-      const double se = bpd.numel() > 1 ? bpd.std().item<double>() / std::sqrt(bpd.numel()) : 0.0;
-      log_info("bits/dim ", mean, " +- ", se, " over ", bpd.numel(), " evaluations (",
-               static_cast<double>(nfe) / solves, " NFE per solve, ", secs, " s)");
+      DatasetLikelihoodOptions o;
+      o.likelihood.ode.rtol = args->rtol;
+      o.likelihood.ode.atol = args->atol;
+      o.likelihood.eps = args->eps;
+      o.likelihood.divergence = divergence_from_name(args->divergence);
+      o.likelihood.generator = compat::cpu_generator(static_cast<uint64_t>(args->seed));
+      o.num = args->num;
+      o.batch_size = args->batch;
+      o.repeats = args->repeats;
+      o.model_description = m.description;
+      const auto r = dataset_likelihood(c, m.sde, m.net, m.device, args->data, o);
+      const double mean = r.bpd.mean().item<double>();
+      const double se =
+          r.bpd.numel() > 1 ? r.bpd.std().item<double>() / std::sqrt(r.bpd.numel()) : 0.0;
+      const double nfe_per_solve = static_cast<double>(r.nfe) / r.solves;
+      log_info("bits/dim ", mean, " +- ", se, " over ", r.bpd.numel(), " evaluations (",
+               nfe_per_solve, " NFE per solve, ", r.seconds, " s)");
       if (args->json)
         std::cout << nlohmann::json{{"bpd", mean},
                                     {"bpd_stderr", se},
-                                    {"num_samples", n},
+                                    {"num_samples", r.num},
                                     {"repeats", args->repeats},
-                                    {"nfe_per_solve", static_cast<double>(nfe) / solves},
-                                    {"divergence", divergence_name(o.divergence)},
-                                    {"offset", images ? bpd_offset(c.data.centered) : 0.0},
-                                    {"seconds", secs},
+                                    {"nfe_per_solve", nfe_per_solve},
+                                    {"divergence", divergence_name(o.likelihood.divergence)},
+                                    {"offset", r.offset},
+                                    {"seconds", r.seconds},
                                     {"model", m.description}}
                          .dump()
                   << std::endl;

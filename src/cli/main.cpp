@@ -6,9 +6,13 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/signals.h"
 #include "dist/mpi.h"
 
 int main(int argc, char** argv) {
+  // First of all: a preemption signal during start-up must not end a rank by
+  // its default action (see core/signals.h); `scorch train` takes it over.
+  scorch::hold_signals();
   CLI::App app{"Scorch: score-based generative models (score SDEs, NCSN, DDPM) on LibTorch"};
   app.set_version_flag("--version", std::string("scorch ") + SCORCH_VERSION);
   app.require_subcommand(1);
@@ -22,16 +26,19 @@ int main(int argc, char** argv) {
   scorch::cli::add_likelihood_command(app, run);
   scorch::cli::add_ood_command(app, run);
   scorch::cli::add_data_command(app, run);
-  scorch::cli::add_eval_commands(app, run);
+  scorch::cli::add_stats_command(app, run);
+  scorch::cli::add_eval_command(app, run);
   scorch::cli::add_plot_command(app, run);
   scorch::cli::add_score_plot_command(app, run);
   scorch::cli::add_classifier_command(app, run);
+  scorch::cli::add_config_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? scorch::kExitOk : scorch::kExitBadInput;
   }
+  if (!app.got_subcommand("train")) scorch::release_signals();
   try {
     return run();
   } catch (const scorch::Error& e) {

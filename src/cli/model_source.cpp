@@ -35,9 +35,9 @@ LoadedModel load_imported(const ModelSourceArgs& a) {
   LoadedModel out;
   out.config = load_config(a.config, a.overrides);
   const auto& c = out.config;
-  SCORCH_CHECK(c.model.name == "ddpm" || c.model.name == "ncsnpp", "--score-sde-checkpoint "
-               "imports DDPM and NCSN++/DDPM++ networks; --config has model.name '",
-               c.model.name, "'");
+  SCORCH_CHECK(c.model.name == ModelName::kDdpm || c.model.name == ModelName::kNcsnpp,
+               "--score-sde-checkpoint imports DDPM and NCSN++/DDPM++ networks; --config has "
+               "model.name '", c.model.name, "'");
   out.device = make_single_process_context(c).device;
   out.sde = make_sde(c);
   out.net = make_score_net(c);
@@ -68,10 +68,10 @@ LoadedModel load_guided_diffusion(const ModelSourceArgs& a) {
   LoadedModel out;
   out.config = load_config(a.config, a.overrides);
   const auto& c = out.config;
-  SCORCH_CHECK(c.model.name == "adm" && c.model.patch_size == 0,
+  SCORCH_CHECK(c.model.name == ModelName::kAdm && c.model.patch_size == 0,
                "--guided-diffusion-checkpoint imports into the ADM U-Net: --config needs "
                "model.name=adm without model.patch_size, got model.name '", c.model.name, "'");
-  SCORCH_CHECK(c.training.sde == "vpsde" && !c.training.continuous,
+  SCORCH_CHECK(c.training.sde == SdeKind::kVP && !c.training.continuous,
                "--guided-diffusion-checkpoint: guided-diffusion models predict the noise at "
                "integer time steps, Scorch's discrete VP convention; set training.sde=vpsde and "
                "training.continuous=false (got ", c.training.sde, ", continuous=",
@@ -126,7 +126,7 @@ LoadedModel load_model(const ModelSourceArgs& a) {
   out.device = make_single_process_context(c).device;
   out.sde = make_sde(c);
 
-  if (c.model.name == "analytic") {
+  if (c.model.name == ModelName::kAnalytic) {
     SCORCH_CHECK(a.checkpoint.empty(),
                  "model.name=analytic needs no checkpoint; drop --checkpoint");
     out.net = make_analytic_from_config(c, out.sde).ptr();

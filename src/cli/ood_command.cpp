@@ -2,20 +2,14 @@
 // under a model, per sample (denoising loss or bits/dim; higher = more
 // unusual), and report how well the score separates them (AUROC).
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/model_source.h"
-#include "core/compat.h"
+#include "core/atomic_file.h"
 #include "core/log.h"
-#include "core/progress.h"
-#include "data/sharded_dataset.h"
-#include "data/source.h"
 #include "eval/ood.h"
-#include "likelihood/likelihood.h"
-#include "nn/score_model.h"
 
 namespace scorch::cli {
 namespace {
@@ -27,43 +21,17 @@ struct OodArgs {
   bool json = false, no_progress = false;
 };
 
-// Per-sample scores of the first `num` samples of `dir` (`what` labels the
-// progress bar).
-torch::Tensor score_dataset(const OodArgs& a, const LoadedModel& m, const std::string& dir,
-                            const std::string& what) {
-  const auto& c = m.config;
-  ShardedDataset data(dir, {/*checksums=*/true});
-  const bool images = data.manifest().kind == SampleKind::kImages;
-  const int64_t n = std::min(a.num, data.size());
-  auto gen = compat::cpu_generator(static_cast<uint64_t>(a.seed));
-  std::vector<torch::Tensor> out;
-  std::unique_ptr<ProgressBar> bar;
-  if (!a.no_progress) bar = std::make_unique<ProgressBar>(what + " (" + a.score + ")", n);
-  for (int64_t first = 0; first < n; first += a.batch) {
-    const int64_t b = std::min(a.batch, n - first);
-    auto raw = data.read_range(first, b);
-    const bool fits = images ? raw.size(1) == c.data.image_size && raw.size(3) == c.data.num_channels
-                             : raw.size(1) == c.data.dim;
-    SCORCH_CHECK(fits, "dataset '", dir, "' holds ", data.manifest().describe(),
-                 ", which the model (", m.description, ") does not take");
-    if (a.score == "bpd") {
-      LikelihoodOptions o;
-      o.discrete_data = images;
-      o.centered = c.data.centered;
-      o.generator = gen;
-      auto x = images ? dequantize(raw.permute({0, 3, 1, 2}), c.data.centered, gen) : raw;
-      auto score = make_score_fn(m.net, m.sde, c.training.continuous);
-      out.push_back(likelihood(*m.sde, score, x.to(m.device), o).bpd.cpu());
-    } else {
-      auto x = images ? scale_data(raw.permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0,
-                                   c.data.centered)
-                      : raw;
-      out.push_back(denoising_score(c, m.sde, *m.net, x.to(m.device), a.draws,
-                                    static_cast<uint64_t>(a.seed)));
-    }
-    if (bar) bar->add(b);
-  }
-  return torch::cat(out);
+// Per-sample scores of a dataset; `what` labels the progress bar.
+torch::Tensor scores_of(const OodArgs& a, const LoadedModel& m, const std::string& dir,
+                        const std::string& what) {
+  OodScoreOptions o;
+  o.bpd = a.score == "bpd";
+  o.num = a.num;
+  o.batch_size = a.batch;
+  o.draws = a.draws;
+  o.seed = static_cast<uint64_t>(a.seed);
+  if (!a.no_progress) o.progress = what + " (" + a.score + ")";
+  return ood_scores(m.config, m.sde, m.net, m.device, dir, o);
 }
 
 }  // namespace
@@ -92,8 +60,8 @@ void add_ood_command(CLI::App& app, std::function<int()>& run) {
       SCORCH_CHECK(args->num > 0 && args->batch > 0, "--num and --batch must be positive");
       LoadedModel m = load_model(args->model);
       const auto t0 = std::chrono::steady_clock::now();
-      auto s_in = score_dataset(*args, m, args->in, "in-distribution");
-      auto s_ood = score_dataset(*args, m, args->ood, "out-of-distribution");
+      auto s_in = scores_of(*args, m, args->in, "in-distribution");
+      auto s_ood = scores_of(*args, m, args->ood, "out-of-distribution");
       const double area = auroc(s_in, s_ood);
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -105,9 +73,8 @@ void add_ood_command(CLI::App& app, std::function<int()>& run) {
         return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
       };
       if (!args->scores_out.empty()) {
-        std::ofstream f(args->scores_out);
-        SCORCH_CHECK(f.good(), "cannot write --scores '", args->scores_out, "'");
-        f << nlohmann::json{{"in", vec(s_in)}, {"ood", vec(s_ood)}}.dump() << "\n";
+        write_file_atomic(args->scores_out,
+                          nlohmann::json{{"in", vec(s_in)}, {"ood", vec(s_ood)}}.dump() + "\n");
       }
       if (args->json)
         std::cout << nlohmann::json{{"auroc", area},

@@ -1,5 +1,6 @@
 // Scorch's typed run configuration: one struct per section, read from YAML
-// with `a.b=value` overrides, validated in one place. Key names follow
+// with `a.b=value` overrides, validated in one place; string choices are
+// enums (core/choices.h). Key names follow
 // yang-song/score_sde's configs where a key exists there (DESIGN.md).
 //
 //   Config c = load_config("configs/toy/vp.yaml", {"training.n_iters=500"});
@@ -10,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "core/choices.h"
+
 namespace scorch {
 
 struct DataConfig {
-  std::string dataset = "eight_gaussians";  // toy 2-D name, synthetic_images, or hdf5
+  DatasetName dataset = DatasetName::kEightGaussians;  // toy 2-D set, synthetic_images, hdf5
   std::string path;                         // dataset directory (hdf5)
   int64_t image_size = 32;
   int64_t num_channels = 3;
@@ -29,7 +32,7 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  std::string name = "mlp";  // mlp | ddpm | ncsnpp | adm | ncsn | ncsnv2_64/128/256 | analytic
+  ModelName name = ModelName::kMlp;
   double ema_rate = 0.9999;             // score_sde warm-up EMA
   std::vector<double> ema_extra_rates;  // further rates kept beside ema_rate
   double ema_halflife_kimg = 0.0;       // EDM EMA (half-life in kimg); 0 = off
@@ -40,7 +43,7 @@ struct ModelConfig {
   double beta_max = 20.0;
   int64_t num_scales = 1000;
   double dropout = 0.1;
-  std::string embedding_type = "positional";  // positional | fourier
+  EmbeddingType embedding_type = EmbeddingType::kPositional;
   double fourier_scale = 16.0;
   int64_t nf = 128;
   std::vector<int64_t> ch_mult = {1, 2, 2, 2};
@@ -51,15 +54,15 @@ struct ModelConfig {
   bool fir = false;
   std::vector<int64_t> fir_kernel = {1, 3, 3, 1};
   bool skip_rescale = true;
-  std::string resblock_type = "biggan";     // biggan | ddpm
-  std::string progressive = "none";         // none | output_skip | residual
-  std::string progressive_input = "none";   // none | input_skip | residual
-  std::string progressive_combine = "sum";  // sum | cat
+  ResBlockType resblock_type = ResBlockType::kBigGAN;
+  ProgressiveOutput progressive = ProgressiveOutput::kNone;
+  ProgressiveInput progressive_input = ProgressiveInput::kNone;
+  CombineMethod progressive_combine = CombineMethod::kSum;
   double init_scale = 0.0;
   int64_t conv_size = 3;
   bool scale_by_sigma = false;
-  std::string nonlinearity = "swish";
-  std::string normalization = "GroupNorm";  // GroupNorm | InstanceNorm++ (ncsn, ncsnv2_*)
+  Activation nonlinearity = Activation::kSwish;
+  Normalization normalization = Normalization::kGroupNorm;  // InstanceNorm++: ncsn, ncsnv2_*
   int64_t mlp_hidden = 128;    // MLP width
   int64_t mlp_layers = 3;      // MLP hidden layers
   double class_dropout = 0.0;  // label dropout (classifier-free guidance)
@@ -75,7 +78,7 @@ struct ModelConfig {
   // two coordinate channels; sampling assembles data.image_size images.
   int64_t patch_size = 0;
   int64_t patch_stride = 0;                // sampling tiles' stride; 0: patch_size / 2
-  std::string patch_sampling = "tiles";    // tiles | full
+  PatchSampling patch_sampling = PatchSampling::kTiles;
   // model.name=analytic: the exact score of a Gaussian mixture, no training.
   std::vector<double> analytic_means;        // [K * D] flattened; empty: one component at 0
   std::vector<double> analytic_weights;      // [K]; empty: equal weights
@@ -84,14 +87,14 @@ struct ModelConfig {
 };
 
 struct TrainingConfig {
-  std::string sde = "vpsde";  // vesde | vpsde | subvpsde
+  SdeKind sde = SdeKind::kVP;
   bool continuous = true;
   bool reduce_mean = true;
   bool likelihood_weighting = false;
-  std::string loss = "auto";                  // auto | dsm | smld | ddpm | ssm | ssm_vr | esm
-  std::string ssm_projection = "rademacher";  // rademacher | gaussian
+  LossName loss = LossName::kAuto;
+  SsmProjection ssm_projection = SsmProjection::kRademacher;
   int64_t ssm_num_projections = 1;
-  std::string timestep_sampler = "uniform";  // uniform | loss_second_moment (smld/ddpm)
+  TimestepSamplerName timestep_sampler = TimestepSamplerName::kUniform;  // smld/ddpm
   double eps = 1e-5;         // t ~ U(eps, 1)
   int64_t batch_size = 128;  // global batch
   int64_t n_iters = 1300001;
@@ -107,7 +110,7 @@ struct TrainingConfig {
 };
 
 struct OptimConfig {
-  std::string optimizer = "Adam";  // Adam | AdamW
+  OptimizerName optimizer = OptimizerName::kAdam;
   double lr = 2e-4;
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -118,10 +121,9 @@ struct OptimConfig {
 };
 
 struct SamplingConfig {
-  std::string method = "pc";  // pc | ode | edm | ddim
-  std::string predictor =
-      "euler_maruyama";            // euler_maruyama | reverse_diffusion | ancestral_sampling | none
-  std::string corrector = "none";  // none | langevin | ald
+  SamplingMethod method = SamplingMethod::kPc;
+  Predictor predictor = Predictor::kEulerMaruyama;
+  Corrector corrector = Corrector::kNone;
   double snr = 0.16;
   int64_t n_steps_each = 1;
   bool noise_removal = true;
@@ -129,9 +131,7 @@ struct SamplingConfig {
   double eps = 0.0;       // 0: 1e-3 (VP, sub-VP) or 1e-5 (VE)
   int64_t num_steps = 0;  // 0: model.num_scales
   int64_t batch_size = 1024;
-  // euler | midpoint | heun | rk4 | explicit_adams | implicit_adams | heun_euler | bosh3 |
-  // dopri5 | dopri8
-  std::string ode_method = "dopri5";
+  OdeMethod ode_method = OdeMethod::kDopri5;
   double rtol = 1e-5;                 // adaptive ODE methods
   double atol = 1e-5;
   double edm_rho = 7.0;     // EDM sigma schedule exponent
@@ -153,15 +153,15 @@ struct EvalConfig {
 };
 
 struct DistConfig {
-  std::string device = "auto";   // auto | cpu | cuda
-  std::string backend = "auto";  // auto | nccl | mpi | local
+  DeviceName device = DeviceName::kAuto;
+  BackendName backend = BackendName::kAuto;
   double bucket_mb = 25.0;
   double timeout_s = 600.0;
   int64_t check_every = 0;  // steps between parameter-agreement checks; 0 = off
 };
 
 struct PrecisionConfig {
-  std::string dtype = "fp32";            // fp32 | bf16 | fp16 (autocast)
+  PrecisionDtype dtype = PrecisionDtype::kFp32;  // autocast
   double initial_scale = 1048576.0;      // fp16: dynamic loss scale at start (2^20)
   int64_t growth_interval = 1000;        // fp16: finite steps before the scale grows
   double growth_factor = 2.0;
@@ -211,13 +211,28 @@ void validate(const Config& config);
 // this text gives back an equal config.
 std::string to_yaml(const Config& config);
 
-// One line per key: "path  type  default  help", for --help and README.
+// One line per key: "path (type, default D): help", for `scorch train --help`.
 std::string config_reference();
+
+// One key of the table, as documented.
+struct ConfigKey {
+  std::string path;                  // "training.batch_size"
+  std::string type;                  // integer | number | boolean | string | list of ...
+  std::string default_value;         // as YAML
+  std::string allowed;               // "vesde, vpsde, subvpsde", "[1, 16777216]", ">= 0", ""
+  std::string help;
+};
+std::vector<ConfigKey> config_keys();
+
+// The config reference as Markdown (configs/README.md is this text): every
+// key with its type, default, allowed values and meaning, by section.
+std::string config_reference_markdown();
 
 // Edit distance, used to suggest the closest valid key or choice.
 size_t edit_distance(const std::string& a, const std::string& b);
 
 // Derived values used across the code.
+LossName resolved_loss(const Config& config);  // training.loss, auto resolved (dsm, smld, ddpm)
 double sampling_eps(const Config& config);     // sampling.eps or the SDE default
 int64_t sampling_steps(const Config& config);  // sampling.num_steps or num_scales
 bool is_toy_data(const Config& config);       // a built-in 2-D set (swiss_roll, ...)

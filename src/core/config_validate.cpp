@@ -1,5 +1,6 @@
 // Config validation (the cross-key checks that no single field's range can
-// express) and the values derived from a config across the code.
+// express), in one place for every command, and the values derived from a
+// config across the code.
 #include <string>
 #include <vector>
 
@@ -8,6 +9,184 @@
 #include "core/signals.h"
 
 namespace scorch {
+namespace {
+
+bool is_unet(ModelName name) {
+  return name == ModelName::kDdpm || name == ModelName::kNcsnpp || name == ModelName::kAdm;
+}
+
+bool is_ncsn(ModelName name) {
+  return name == ModelName::kNcsn || name == ModelName::kNcsnv2_64 ||
+         name == ModelName::kNcsnv2_128 || name == ModelName::kNcsnv2_256;
+}
+
+void validate_analytic(const Config& c) {
+  const auto& m = c.model;
+  const int64_t d = is_image_data(c) ? c.data.num_channels * c.data.image_size * c.data.image_size
+                                     : c.data.dim;
+  const auto nm = static_cast<int64_t>(m.analytic_means.size());
+  SCORCH_CHECK(nm % d == 0, "model.analytic_means has ", nm, " values; it needs K * D for D = ", d,
+               " (K components of dimension D)");
+  const int64_t k = nm == 0 ? 1 : nm / d;
+  SCORCH_CHECK(m.analytic_weights.empty() || static_cast<int64_t>(m.analytic_weights.size()) == k,
+               "model.analytic_weights has ", m.analytic_weights.size(), " values for ", k,
+               " components");
+  SCORCH_CHECK(m.analytic_covariances.empty() ||
+                   static_cast<int64_t>(m.analytic_covariances.size()) == k * d * d,
+               "model.analytic_covariances has ", m.analytic_covariances.size(),
+               " values; it needs K*D*D = ", k * d * d);
+  SCORCH_CHECK(m.analytic_std > 0, "model.analytic_std must be > 0");
+}
+
+// The network against the data it models.
+void validate_network_data(const Config& c) {
+  const auto& m = c.model;
+  SCORCH_CHECK(c.data.dataset != DatasetName::kHdf5 || !c.data.path.empty(),
+               "data.dataset=hdf5 needs data.path (a dataset directory)");
+  if (m.name == ModelName::kAnalytic) return validate_analytic(c);
+  if (!is_image_data(c) && m.name == ModelName::kAdm) {
+    // 1-D / 3-D signals stored as vectors of C * L or C * depth * S * S values.
+    SCORCH_CHECK(c.data.dataset == DatasetName::kHdf5, "model.name=adm with model.dims=", m.dims,
+                 " reads signals stored as vectors: data.dataset must be hdf5, got '",
+                 c.data.dataset, "'");
+    const int64_t s = c.data.image_size, ch = c.data.num_channels;
+    const int64_t d = m.dims == 1 ? ch * s : ch * c.data.depth * s * s;
+    SCORCH_CHECK(c.data.dim == d, "data.dim ", c.data.dim, " must equal ",
+                 m.dims == 1 ? "data.num_channels * data.image_size"
+                             : "data.num_channels * data.depth * data.image_size^2",
+                 " = ", d, " for model.name=adm with model.dims=", m.dims);
+  } else if (!is_image_data(c)) {
+    SCORCH_CHECK(m.name == ModelName::kMlp, "model.name '", m.name,
+                 "' is an image network but data.dataset '", c.data.dataset,
+                 "' is 2-D vector data; use model.name=mlp");
+    if (is_toy_data(c))
+      SCORCH_CHECK(c.data.dim == 2, "data.dataset '", c.data.dataset,
+                   "' is two-dimensional; data.dim must be 2, got ", c.data.dim);
+  } else {
+    SCORCH_CHECK(m.name != ModelName::kMlp, "model.name 'mlp' is for vector data; data.dataset '",
+                 c.data.dataset, "' holds images: use ddpm, ncsnpp or adm");
+    SCORCH_CHECK(m.name != ModelName::kAdm || m.dims == 2, "model.dims=", m.dims, " is for ",
+                 m.dims == 1 ? "1-D" : "3-D", " signals stored as vectors (data.dataset=hdf5); ",
+                 "data.dataset '", c.data.dataset, "' holds images: set model.dims=2");
+    const int64_t levels = static_cast<int64_t>(m.ch_mult.size());
+    const int64_t net_size = m.patch_size > 0 ? m.patch_size : c.data.image_size;
+    SCORCH_CHECK(net_size % (int64_t{1} << (levels - 1)) == 0,
+                 m.patch_size > 0 ? "model.patch_size (" : "data.image_size (", net_size,
+                 ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
+  }
+}
+
+// The options a network honours (nn/model_factory.cpp builds from them).
+void validate_network_options(const Config& c) {
+  const auto& m = c.model;
+  if (m.patch_size > 0) {
+    SCORCH_CHECK(is_image_data(c) && (m.name == ModelName::kDdpm || m.name == ModelName::kNcsnpp ||
+                                      (m.name == ModelName::kAdm && m.dims == 2)),
+                 "model.patch_size needs image data and a U-Net that takes two extra coordinate "
+                 "channels: model.name ddpm, ncsnpp or adm (dims 2), got model.name=", m.name);
+    SCORCH_CHECK(m.patch_size < c.data.image_size, "model.patch_size ", m.patch_size,
+                 " must be smaller than data.image_size ", c.data.image_size,
+                 " (0 trains on whole images)");
+    SCORCH_CHECK(m.patch_stride <= m.patch_size, "model.patch_stride ", m.patch_stride,
+                 " must not exceed model.patch_size ", m.patch_size,
+                 " (tiles would leave gaps); 0 = patch_size / 2");
+  }
+  if (is_unet(m.name))
+    SCORCH_CHECK(m.normalization == Normalization::kGroupNorm, "model.normalization ",
+                 m.normalization, " is for NCSN / NCSNv2; model.name=", m.name,
+                 " uses GroupNorm");
+  if (m.name == ModelName::kNcsnpp)
+    SCORCH_CHECK(m.embedding_type != EmbeddingType::kFourier || c.training.continuous,
+                 "model.embedding_type=fourier needs training.continuous=true (Fourier features "
+                 "embed sigma; discrete training feeds level indices)");
+  if (m.name == ModelName::kAdm) {
+    SCORCH_CHECK(m.conditional, "model.name=adm is always time-conditional; set "
+                 "model.conditional=true");
+    SCORCH_CHECK(m.embedding_type == EmbeddingType::kPositional,
+                 "model.name=adm embeds time_cond with guided-diffusion's sinusoidal embedding; "
+                 "model.embedding_type must be positional");
+    SCORCH_CHECK(!m.scale_by_sigma || c.training.sde == SdeKind::kVE,
+                 "model.scale_by_sigma is for training.sde=vesde (the network's output divided "
+                 "by sigma), got ", c.training.sde);
+  }
+  if (is_ncsn(m.name)) {
+    SCORCH_CHECK(m.normalization == Normalization::kInstanceNormPlusPlus, "model.name=", m.name,
+                 " needs model.normalization=InstanceNorm++, got ", m.normalization);
+    SCORCH_CHECK(c.data.num_classes == 0, "model.name=", m.name,
+                 " is unconditional; data.num_classes must be 0, got ", c.data.num_classes);
+    SCORCH_CHECK(!c.training.continuous, "model.name=", m.name,
+                 " is conditioned on noise-level indices; set training.continuous=false "
+                 "(with training.sde=vesde, as score_sde's ncsn configs)");
+  }
+
+}
+
+// The noise schedule of the SDE (sde/sde.cpp builds from it).
+void validate_sde(const Config& c) {
+  const auto& m = c.model;
+  SCORCH_CHECK(m.num_scales >= 2, "model.num_scales: ", m.num_scales,
+               " must be at least 2 (the discrete level is t (N - 1))");
+  if (c.training.sde == SdeKind::kVE) return;  // sigma_min > 0 and < sigma_max: above
+  SCORCH_CHECK(m.beta_min > 0.0, "model.beta_min: ", m.beta_min, " must be a positive number");
+  SCORCH_CHECK(m.beta_max < static_cast<double>(m.num_scales), "model.beta_max: ", m.beta_max,
+               " must be below model.num_scales (", m.num_scales,
+               ") so that the discrete betas beta_max / N stay below 1");
+}
+
+// The loss against the SDE and time (losses/loss.cpp builds from them).
+void validate_loss(const Config& c) {
+  const auto& t = c.training;
+  SCORCH_CHECK(t.continuous || t.loss != LossName::kAuto || t.sde != SdeKind::kSubVP,
+               "training.continuous=false has no discrete loss for subvpsde; set "
+               "training.continuous=true or training.sde=vpsde/vesde");
+  const LossName loss = resolved_loss(c);
+  if (loss == LossName::kSmld || loss == LossName::kDdpm) {
+    const SdeKind sde = loss == LossName::kSmld ? SdeKind::kVE : SdeKind::kVP;
+    SCORCH_CHECK(t.sde == sde, "training.loss=", loss, " needs training.sde=", sde, ", got ",
+                 t.sde);
+    SCORCH_CHECK(!t.continuous, "training.loss=", loss, " trains a discrete model and needs "
+                 "training.continuous=false");
+  } else {
+    SCORCH_CHECK(t.continuous, "training.loss=", loss,
+                 " trains a continuous-time model and needs training.continuous=true");
+    SCORCH_CHECK(t.eps > 0.0 && t.eps < 1.0, "training.eps: ", t.eps,
+                 " must be in (0, 1) (t ~ U(eps, 1))");
+    SCORCH_CHECK(t.timestep_sampler == TimestepSamplerName::kUniform, "training.timestep_sampler=",
+                 t.timestep_sampler, " draws discrete levels and applies to training.loss=smld "
+                 "or ddpm (training.continuous=false), not training.loss=", loss,
+                 "; set training.timestep_sampler=uniform");
+  }
+}
+
+void validate_sampling(const Config& c) {
+  const auto& s = c.sampling;
+  if (s.predictor == Predictor::kAncestral)
+    SCORCH_CHECK(c.training.sde != SdeKind::kSubVP && !s.probability_flow,
+                 "sampling.predictor=ancestral_sampling needs training.sde vesde or vpsde and "
+                 "sampling.probability_flow=false");
+  SCORCH_CHECK(s.method != SamplingMethod::kDdim || c.training.sde == SdeKind::kVP,
+               "sampling.method=ddim needs training.sde=vpsde, got ", c.training.sde,
+               "; use ode or edm for other SDEs");
+  if (s.method == SamplingMethod::kPc &&
+      (s.predictor == Predictor::kReverseDiffusion || s.predictor == Predictor::kAncestral))
+    SCORCH_CHECK(s.num_steps == 0 || s.num_steps == c.model.num_scales, "sampling.predictor=",
+                 s.predictor, " steps through the model.num_scales=", c.model.num_scales,
+                 " discrete levels, so sampling.num_steps must be 0 or ", c.model.num_scales,
+                 ", got ", s.num_steps);
+}
+
+void validate_eval(const Config& c) {
+  if (c.eval.freq == 0) return;
+  SCORCH_CHECK(is_image_data(c), "eval.freq=", c.eval.freq,
+               " computes FID of images; data.dataset '", c.data.dataset,
+               "' is vector data (its snapshots report a sliced Wasserstein distance instead); "
+               "set eval.freq=0");
+  SCORCH_CHECK(!c.eval.reference.empty() && !c.eval.feature_extractor.empty(), "eval.freq=",
+               c.eval.freq, " needs eval.reference (statistics from `scorch stats`) and "
+               "eval.feature_extractor (a TorchScript file or a `scorch classifier` checkpoint)");
+}
+
+}  // namespace
 
 void validate(const Config& c) {
   const auto& m = c.model;
@@ -18,94 +197,25 @@ void validate(const Config& c) {
   SCORCH_CHECK(!m.ch_mult.empty(), "model.ch_mult must list at least one level, e.g. [1, 2, 2, 2]");
   SCORCH_CHECK(m.fir_kernel.size() >= 2,
                "model.fir_kernel needs at least two taps, e.g. [1, 3, 3, 1]");
-  const bool vector_data = !is_image_data(c);
-  if (m.name == "analytic") {
-    const int64_t d = vector_data ? c.data.dim
-                                  : c.data.num_channels * c.data.image_size * c.data.image_size;
-    const auto nm = static_cast<int64_t>(m.analytic_means.size());
-    SCORCH_CHECK(nm % d == 0, "model.analytic_means has ", nm,
-                 " values; it needs K * D for D = ", d, " (K components of dimension D)");
-    const int64_t k = nm == 0 ? 1 : nm / d;
-    SCORCH_CHECK(m.analytic_weights.empty() || static_cast<int64_t>(m.analytic_weights.size()) == k,
-                 "model.analytic_weights has ", m.analytic_weights.size(), " values for ", k,
-                 " components");
-    SCORCH_CHECK(m.analytic_covariances.empty() ||
-                     static_cast<int64_t>(m.analytic_covariances.size()) == k * d * d,
-                 "model.analytic_covariances has ", m.analytic_covariances.size(),
-                 " values; it needs K*D*D = ", k * d * d);
-    SCORCH_CHECK(m.analytic_std > 0, "model.analytic_std must be > 0");
-  } else if (vector_data && m.name == "adm") {
-    // 1-D / 3-D signals stored as vectors of C * L or C * depth * S * S values.
-    SCORCH_CHECK(c.data.dataset == "hdf5", "model.name=adm with model.dims=", m.dims,
-                 " reads signals stored as vectors: data.dataset must be hdf5, got '",
-                 c.data.dataset, "'");
-    const int64_t s = c.data.image_size, ch = c.data.num_channels;
-    const int64_t d = m.dims == 1 ? ch * s : ch * c.data.depth * s * s;
-    SCORCH_CHECK(c.data.dim == d, "data.dim ", c.data.dim, " must equal ",
-                 m.dims == 1 ? "data.num_channels * data.image_size"
-                             : "data.num_channels * data.depth * data.image_size^2",
-                 " = ", d, " for model.name=adm with model.dims=", m.dims);
-  } else if (vector_data) {
-    SCORCH_CHECK(m.name == "mlp", "model.name '", m.name,
-                 "' is an image network but data.dataset '", c.data.dataset,
-                 "' is 2-D vector data; use model.name=mlp");
-    if (is_toy_data(c))
-      SCORCH_CHECK(c.data.dim == 2, "data.dataset '", c.data.dataset,
-                   "' is two-dimensional; data.dim must be 2, got ", c.data.dim);
-  } else {
-    SCORCH_CHECK(m.name != "mlp", "model.name 'mlp' is for vector data; data.dataset '",
-                 c.data.dataset, "' holds images: use ddpm, ncsnpp or adm");
-    SCORCH_CHECK(m.name != "adm" || m.dims == 2, "model.dims=", m.dims, " is for ",
-                 m.dims == 1 ? "1-D" : "3-D", " signals stored as vectors (data.dataset=hdf5); ",
-                 "data.dataset '", c.data.dataset, "' holds images: set model.dims=2");
-    const int64_t levels = static_cast<int64_t>(m.ch_mult.size());
-    const int64_t net_size = m.patch_size > 0 ? m.patch_size : c.data.image_size;
-    SCORCH_CHECK(net_size % (int64_t{1} << (levels - 1)) == 0,
-                 m.patch_size > 0 ? "model.patch_size (" : "data.image_size (", net_size,
-                 ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
-  }
-  if (m.patch_size > 0) {
-    SCORCH_CHECK(!vector_data && (m.name == "ddpm" || m.name == "ncsnpp" ||
-                                  (m.name == "adm" && m.dims == 2)),
-                 "model.patch_size needs image data and a U-Net that takes two extra coordinate "
-                 "channels: model.name ddpm, ncsnpp or adm (dims 2), got model.name=", m.name);
-    SCORCH_CHECK(m.patch_size < c.data.image_size, "model.patch_size ", m.patch_size,
-                 " must be smaller than data.image_size ", c.data.image_size,
-                 " (0 trains on whole images)");
-    SCORCH_CHECK(m.patch_stride <= m.patch_size, "model.patch_stride ", m.patch_stride,
-                 " must not exceed model.patch_size ", m.patch_size,
-                 " (tiles would leave gaps); 0 = patch_size / 2");
-  }
-  const auto& t = c.training;
+  validate_network_data(c);
+  validate_network_options(c);
   preemption_signal_numbers(c);  // throws on an unknown name
-  if (t.loss == "smld")
-    SCORCH_CHECK(t.sde == "vesde", "training.loss=smld needs training.sde=vesde, got ", t.sde);
-  if (t.loss == "ddpm")
-    SCORCH_CHECK(t.sde == "vpsde", "training.loss=ddpm needs training.sde=vpsde, got ", t.sde);
-  if (!t.continuous && (t.loss == "auto"))
-    SCORCH_CHECK(t.sde != "subvpsde",
-                 "training.continuous=false has no discrete loss for subvpsde; set "
-                 "training.continuous=true or training.sde=vpsde/vesde");
-  if (c.sampling.predictor == "ancestral_sampling")
-    SCORCH_CHECK(c.training.sde != "subvpsde" && !c.sampling.probability_flow,
-                 "sampling.predictor=ancestral_sampling needs training.sde vesde or vpsde and "
-                 "sampling.probability_flow=false");
-  SCORCH_CHECK(c.sampling.method != "ddim" || c.training.sde == "vpsde",
-               "sampling.method=ddim needs training.sde=vpsde, got ", c.training.sde,
-               "; use ode or edm for other SDEs");
-  const auto& pred = c.sampling.predictor;
-  if (c.sampling.method == "pc" && (pred == "reverse_diffusion" || pred == "ancestral_sampling"))
-    SCORCH_CHECK(c.sampling.num_steps == 0 || c.sampling.num_steps == m.num_scales,
-                 "sampling.predictor=", pred, " steps through the model.num_scales=", m.num_scales,
-                 " discrete levels, so sampling.num_steps must be 0 or ", m.num_scales, ", got ",
-                 c.sampling.num_steps);
-  SCORCH_CHECK(c.data.dataset != "hdf5" || !c.data.path.empty(),
-               "data.dataset=hdf5 needs data.path (a dataset directory)");
+  validate_sde(c);
+  validate_loss(c);
+  validate_sampling(c);
+  validate_eval(c);
+}
+
+LossName resolved_loss(const Config& c) {
+  const auto& t = c.training;
+  if (t.loss != LossName::kAuto) return t.loss;
+  if (t.continuous) return LossName::kDsm;
+  return t.sde == SdeKind::kVE ? LossName::kSmld : LossName::kDdpm;
 }
 
 double sampling_eps(const Config& c) {
   if (c.sampling.eps > 0) return c.sampling.eps;
-  return c.training.sde == "vesde" ? 1e-5 : 1e-3;
+  return c.training.sde == SdeKind::kVE ? 1e-5 : 1e-3;
 }
 
 int64_t sampling_steps(const Config& c) {
@@ -117,16 +227,23 @@ std::vector<int> preemption_signal_numbers(const Config& c) {
 }
 
 bool is_toy_data(const Config& c) {
-  const auto& d = c.data.dataset;
-  return d == "swiss_roll" || d == "two_moons" || d == "eight_gaussians" || d == "checkerboard";
+  switch (c.data.dataset) {
+    case DatasetName::kSwissRoll:
+    case DatasetName::kTwoMoons:
+    case DatasetName::kEightGaussians:
+    case DatasetName::kCheckerboard:
+      return true;
+    default:
+      return false;
+  }
 }
 
 bool is_image_data(const Config& c) {
   // An hdf5 dataset holds images or vectors; the network says which is meant
   // (the loader checks the manifest agrees).
-  if (c.data.dataset == "hdf5")
-    return c.model.name == "ddpm" || c.model.name == "ncsnpp" || c.model.name == "ncsn" ||
-           c.model.name.rfind("ncsnv2_", 0) == 0 || (c.model.name == "adm" && c.model.dims == 2);
+  if (c.data.dataset == DatasetName::kHdf5)
+    return is_unet(c.model.name) ? c.model.name != ModelName::kAdm || c.model.dims == 2
+                                 : is_ncsn(c.model.name);
   return !is_toy_data(c);
 }
 

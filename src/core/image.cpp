@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace scorch {
@@ -18,11 +19,10 @@ void write_png(const std::string& path, const torch::Tensor& image) {
   const auto img = image.contiguous().cpu();
   const int h = static_cast<int>(img.size(0)), w = static_cast<int>(img.size(1)),
             c = static_cast<int>(img.size(2));
-  const std::string tmp = path + ".tmp";
-  if (!stbi_write_png(tmp.c_str(), w, h, c, img.data_ptr<uint8_t>(), w * c))
-    fail("cannot write PNG '" + path + "' (directory missing or not writable?)");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    fail("cannot rename '" + tmp + "' to '" + path + "'");
+  write_file_atomic(path, [&](const std::string& tmp) {
+    if (!stbi_write_png(tmp.c_str(), w, h, c, img.data_ptr<uint8_t>(), w * c))
+      fail("cannot write PNG '" + path + "' (directory missing or not writable?)");
+  });
 }
 
 torch::Tensor image_grid(const torch::Tensor& images, int64_t columns) {

@@ -1,6 +1,8 @@
 // The signal table behind parse_signal_list and signal_name (see signals.h).
 #include "core/signals.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <csignal>
 #include <sstream>
@@ -19,7 +21,51 @@ constexpr NamedSignal kSignals[] = {{"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2},
                                     {"SIGHUP", SIGHUP},   {"SIGQUIT", SIGQUIT},
                                     {"SIGXCPU", SIGXCPU}};
 
+// The hold: the first held signal, and each signal's action before the hold.
+volatile std::sig_atomic_t g_held_signal = 0;
+bool g_holding = false;
+struct sigaction g_before_hold[std::size(kSignals)];
+
+void on_held_signal(int sig) {
+  if (g_held_signal == 0) g_held_signal = sig;
+}
+
 }  // namespace
+
+void hold_signals() {
+  if (g_holding) return;
+  g_held_signal = 0;
+  for (size_t i = 0; i < std::size(kSignals); ++i) {
+    struct sigaction action {};
+    action.sa_handler = on_held_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(kSignals[i].number, &action, &g_before_hold[i]);
+  }
+  g_holding = true;
+}
+
+int release_signals(const std::vector<int>& keep) {
+  if (!g_holding) return 0;
+  for (size_t i = 0; i < std::size(kSignals); ++i)
+    sigaction(kSignals[i].number, &g_before_hold[i], nullptr);
+  g_holding = false;
+  const int held = g_held_signal;
+  g_held_signal = 0;
+  if (held == 0) return 0;
+  if (std::find(keep.begin(), keep.end(), held) != keep.end()) return held;
+  std::raise(held);  // its own action, as if it had arrived now
+  return 0;
+}
+
+BlockedSignals::BlockedSignals(const std::vector<int>& signals) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : signals) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, &previous_);
+}
+
+BlockedSignals::~BlockedSignals() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
 
 std::vector<int> parse_signal_list(const std::string& list, const std::string& key) {
   std::vector<int> out;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/checksum.h"
@@ -24,13 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kFlushRows = 256;
-
-void fsync_path(const fs::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -316,19 +310,11 @@ Manifest ShardWriter::finish() {
   m.created = utc_now();
   for (auto& e : m.shards) {
     const auto path = s.tmp / e.file;
-    fsync_path(path, false);
+    fsync_file(path.string());
     e.bytes = static_cast<int64_t>(fs::file_size(path));
     e.sha256 = sha256_file(path.string());
   }
-  {
-    const auto path = s.tmp / kManifestFile;
-    std::ofstream out(path, std::ios::trunc);
-    out << to_json(m).dump(2) << "\n";
-    out.close();
-    TORCH_CHECK(out.good(), "cannot write '", path.string(), "'");
-    fsync_path(path, false);
-  }
-  fsync_path(s.tmp, true);
+  write_file_atomic((s.tmp / kManifestFile).string(), to_json(m).dump(2) + "\n");
   std::error_code ec;
   fs::path old;
   if (fs::exists(s.target, ec)) {  // overwrite: move the old one aside first
@@ -344,7 +330,7 @@ Manifest ShardWriter::finish() {
     if (!old.empty()) fs::rename(old, s.target, ignored);  // put the old dataset back
     fail("cannot rename '" + s.tmp.string() + "' to '" + s.target.string() + "': " + ec.message());
   }
-  fsync_path(s.target.parent_path().empty() ? fs::path(".") : s.target.parent_path(), true);
+  fsync_directory(s.target.parent_path().empty() ? "." : s.target.parent_path().string());
   if (!old.empty()) fs::remove_all(old, ec);
   s.finished = true;
   return m;

@@ -154,9 +154,22 @@ Batch synthetic_images(int64_t n, int64_t channels, int64_t size, at::Generator 
 }
 
 std::unique_ptr<DataSource> make_data_source(const Config& c, const DataPlacement& p) {
-  if (c.data.dataset == "hdf5") return make_hdf5_source(c, p);
-  if (c.data.dataset == "synthetic_images") return std::make_unique<SyntheticImageSource>(c, p);
-  return std::make_unique<Toy2DSource>(toy2d_from_name(c.data.dataset), c.seed, p);
+  switch (c.data.dataset) {
+    case DatasetName::kHdf5:
+      return make_hdf5_source(c, p);
+    case DatasetName::kSyntheticImages:
+      return std::make_unique<SyntheticImageSource>(c, p);
+    default:
+      return std::make_unique<Toy2DSource>(toy2d_kind(c.data.dataset), c.seed, p);
+  }
+}
+
+torch::Tensor stored_to_unit(const torch::Tensor& images) {
+  return images.permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0;
+}
+
+torch::Tensor stored_to_model(const torch::Tensor& images, bool centered) {
+  return scale_data(stored_to_unit(images), centered);
 }
 
 torch::Tensor scale_data(const torch::Tensor& x, bool centered) { return centered ? x * 2 - 1 : x; }

@@ -59,4 +59,9 @@ Batch synthetic_images(int64_t n, int64_t channels, int64_t size, at::Generator 
 torch::Tensor scale_data(const torch::Tensor& x, bool centered);
 torch::Tensor inverse_scale_data(const torch::Tensor& x, bool centered);
 
+// Stored images, uint8 [N, H, W, C], as float32 [N, C, H, W] in [0, 1]
+// (k / 255); with stored_to_model also scaled as the model sees data.
+torch::Tensor stored_to_unit(const torch::Tensor& images);
+torch::Tensor stored_to_model(const torch::Tensor& images, bool centered);
+
 }  // namespace scorch

@@ -8,13 +8,20 @@
 
 namespace scorch {
 
-Toy2D toy2d_from_name(const std::string& name) {
-  if (name == "swiss_roll") return Toy2D::kSwissRoll;
-  if (name == "two_moons") return Toy2D::kTwoMoons;
-  if (name == "eight_gaussians") return Toy2D::kEightGaussians;
-  if (name == "checkerboard") return Toy2D::kCheckerboard;
-  fail("data.dataset '" + name +
-       "' is not a 2-D dataset; expected swiss_roll, two_moons, eight_gaussians or checkerboard");
+Toy2D toy2d_kind(DatasetName dataset) {
+  switch (dataset) {
+    case DatasetName::kSwissRoll:
+      return Toy2D::kSwissRoll;
+    case DatasetName::kTwoMoons:
+      return Toy2D::kTwoMoons;
+    case DatasetName::kEightGaussians:
+      return Toy2D::kEightGaussians;
+    case DatasetName::kCheckerboard:
+      return Toy2D::kCheckerboard;
+    default:
+      fail(detail::concat("data.dataset '", dataset, "' is not a 2-D dataset; expected "
+                          "swiss_roll, two_moons, eight_gaussians or checkerboard"));
+  }
 }
 
 torch::Tensor sample_toy2d(Toy2D kind, int64_t n, at::Generator gen) {

@@ -6,12 +6,14 @@
 
 #include <string>
 
+#include "core/choices.h"
+
 namespace scorch {
 
 enum class Toy2D { kSwissRoll, kTwoMoons, kEightGaussians, kCheckerboard };
 
-// data.dataset name -> Toy2D; throws scorch::Error for other names.
-Toy2D toy2d_from_name(const std::string& name);
+// The 2-D set a data.dataset names; throws scorch::Error for other datasets.
+Toy2D toy2d_kind(DatasetName dataset);
 
 // n samples [n, 2] float32 on the CPU, drawn from `gen` only: the same seed
 // gives the same points on every machine.

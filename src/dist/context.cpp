@@ -15,12 +15,12 @@ DistContext make_single_process_context(const Config& config) {
   DistContext ctx;
   const auto& d = config.dist.device;
   const bool has_cuda = torch::cuda::is_available();
-  if (d == "cuda") {
+  if (d == DeviceName::kCuda) {
     SCORCH_CHECK(has_cuda,
                  "dist.device=cuda but no CUDA GPU is visible (or this LibTorch is "
                  "CPU-only); use dist.device=cpu or auto");
     ctx.device = torch::Device(torch::kCUDA, 0);
-  } else if (d == "auto" && has_cuda) {
+  } else if (d == DeviceName::kAuto && has_cuda) {
     ctx.device = torch::Device(torch::kCUDA, 0);
   }
   return ctx;
@@ -33,7 +33,7 @@ DistContext make_context(const Config& config) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     torch::set_num_threads(std::max(1, cores / ctx.local_world_size));
   }
-  SCORCH_CHECK(config.dist.backend != "local" || ctx.world_size == 1, "dist.backend=local but ",
+  SCORCH_CHECK(config.dist.backend != BackendName::kLocal || ctx.world_size == 1, "dist.backend=local but ",
                ctx.world_size, " ranks were launched; use dist.backend=auto (or mpi/nccl)");
   return ctx;
 }

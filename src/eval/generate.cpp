@@ -39,8 +39,8 @@ ShardWriterOptions sample_writer_options(const Config& c, const std::string& wha
                                                  c.data.num_channels}
                           : std::vector<int64_t>{c.data.dim};
   w.split = "samples";
-  w.source = what + ": sde " + c.training.sde + ", model " + c.model.name + ", sampler " +
-             c.sampling.method;
+  w.source = detail::concat(what, ": sde ", c.training.sde, ", model ", c.model.name,
+                            ", sampler ", c.sampling.method);
   w.shard_size = 10000;
   w.overwrite = overwrite;
   return w;
@@ -134,7 +134,7 @@ GenerateResult generate_dataset(const Config& c, const BatchSampler& sampler,
     result.grid = (out.parent_path() / (name.string() + ".png")).string();
   }
   if (images)
-    write_png(result.grid, image_grid(preview.permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0));
+    write_png(result.grid, image_grid(stored_to_unit(preview)));
   else if (c.data.dim == 2)
     write_png(result.grid, scatter_plot(preview));
   else

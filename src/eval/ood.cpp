@@ -4,10 +4,16 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/compat.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/rng.h"
+#include "data/sharded_dataset.h"
+#include "data/source.h"
+#include "likelihood/likelihood.h"
 #include "losses/loss.h"
+#include "nn/score_model.h"
 
 namespace scorch {
 
@@ -53,6 +59,41 @@ double auroc(const torch::Tensor& inlier, const torch::Tensor& outlier) {
   }
   const double u = rank_sum - 0.5 * static_cast<double>(n_out) * (n_out + 1);
   return u / (static_cast<double>(n_in) * static_cast<double>(n_out));
+}
+
+torch::Tensor ood_scores(const Config& c, std::shared_ptr<const Sde> sde, ScoreNet net,
+                         const torch::Device& device, const std::string& dir,
+                         const OodScoreOptions& o) {
+  ShardedDataset data(dir, {/*checksums=*/true});
+  const bool images = data.manifest().kind == SampleKind::kImages;
+  const int64_t n = std::min(o.num, data.size());
+  auto gen = compat::cpu_generator(o.seed);
+  std::vector<torch::Tensor> out;
+  std::unique_ptr<ProgressBar> bar;
+  if (!o.progress.empty()) bar = std::make_unique<ProgressBar>(o.progress, n);
+  for (int64_t first = 0; first < n; first += o.batch_size) {
+    const int64_t b = std::min(o.batch_size, n - first);
+    auto raw = data.read_range(first, b);
+    const bool fits = images ? raw.size(1) == c.data.image_size && raw.size(3) == c.data.num_channels
+                             : raw.size(1) == c.data.dim;
+    SCORCH_CHECK(fits, "dataset '", dir, "' holds ", data.manifest().describe(),
+                 ", which the model does not take (data.image_size=", c.data.image_size,
+                 ", data.num_channels=", c.data.num_channels, ", data.dim=", c.data.dim, ")");
+    if (o.bpd) {
+      LikelihoodOptions lo;
+      lo.discrete_data = images;
+      lo.centered = c.data.centered;
+      lo.generator = gen;
+      auto x = images ? dequantize(raw.permute({0, 3, 1, 2}), c.data.centered, gen) : raw;
+      auto score = make_score_fn(net, sde, c.training.continuous);
+      out.push_back(likelihood(*sde, score, x.to(device), lo).bpd.cpu());
+    } else {
+      auto x = images ? stored_to_model(raw, c.data.centered) : raw;
+      out.push_back(denoising_score(c, sde, *net, x.to(device), o.draws, o.seed));
+    }
+    if (bar) bar->add(b);
+  }
+  return torch::cat(out);
 }
 
 }  // namespace scorch

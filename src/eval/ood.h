@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <string>
 
 #include "nn/score_net.h"
 #include "sde/sde.h"
@@ -28,5 +29,21 @@ torch::Tensor denoising_score(const Config& config, std::shared_ptr<const Sde> s
 // the Mann-Whitney U statistic over |in| |out| pairs, by ranks with ties
 // averaged. 1 = perfect, 0.5 = chance.
 double auroc(const torch::Tensor& inlier, const torch::Tensor& outlier);
+
+// Per-sample scores of the first `num` samples of a dataset (`scorch ood`).
+struct OodScoreOptions {
+  bool bpd = false;          // bits/dim (likelihood.h); else the denoising loss
+  int64_t num = 1000;        // samples from the start of the dataset
+  int64_t batch_size = 256;  // samples per evaluation
+  int64_t draws = 10;        // loss: draws of (t, noise) per sample
+  uint64_t seed = 0;         // of the draws, the dequantization and the probes
+  std::string progress;      // label of a progress bar on stderr; "" = none
+};
+
+// [min(num, size)] float64. Throws scorch::Error naming the dataset when its
+// samples do not fit the model (config.data).
+torch::Tensor ood_scores(const Config& config, std::shared_ptr<const Sde> sde, ScoreNet net,
+                         const torch::Device& device, const std::string& dir,
+                         const OodScoreOptions& options);
 
 }  // namespace scorch

@@ -14,13 +14,13 @@ constexpr int64_t kProjections = 256;
 }  // namespace
 
 torch::Tensor toy_held_out(const Config& config, int64_t n) {
-  return sample_toy2d(toy2d_from_name(config.data.dataset), n,
+  return sample_toy2d(toy2d_kind(config.data.dataset), n,
                       compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 0)));
 }
 
 ToyQuality toy_quality(const Config& config, const torch::Tensor& samples) {
   const int64_t n = samples.size(0);
-  const auto kind = toy2d_from_name(config.data.dataset);
+  const auto kind = toy2d_kind(config.data.dataset);
   auto held_out = toy_held_out(config, n);
   auto second =
       sample_toy2d(kind, n, compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, 1)));

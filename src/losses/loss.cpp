@@ -22,76 +22,40 @@ torch::Tensor reduce_per_sample(const torch::Tensor& u, bool reduce_mean) {
 std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde> sde,
                                 std::shared_ptr<const TimestepSampler> sampler) {
   TORCH_CHECK(sde, "make_loss: null SDE");
-  const auto& tr = config.training;
-  std::string name = tr.loss;
-  if (name == "auto") {
-    if (tr.continuous) {
-      name = "dsm";
-    } else if (sde->kind() == SdeKind::kVE) {
-      name = "smld";
-    } else if (sde->kind() == SdeKind::kVP) {
-      name = "ddpm";
-    } else {
-      fail("training.continuous: false has no discrete loss for training.sde=" + tr.sde +
-           " (score_sde supports discrete training for vesde and vpsde only); set "
-           "training.continuous=true");
-    }
-  }
-
-  SCORCH_CHECK(!sampler || name == "smld" || name == "ddpm", "training.timestep_sampler=",
-               tr.timestep_sampler, " draws discrete levels and applies to training.loss=smld "
-               "or ddpm (training.continuous=false), not training.loss=", name,
-               "; set training.timestep_sampler=uniform");
-
+  const auto& tr = config.training;  // validated: the loss fits the SDE and time
   ContinuousLossOptions continuous_options;
   continuous_options.reduce_mean = tr.reduce_mean;
   continuous_options.likelihood_weighting = tr.likelihood_weighting;
   continuous_options.eps = tr.eps;
-  const bool is_continuous_loss =
-      name == "dsm" || name == "ssm" || name == "ssm_vr" || name == "esm";
-  if (is_continuous_loss) {
-    SCORCH_CHECK(tr.continuous, "training.loss=", name,
-                 " trains a continuous-time model and needs training.continuous=true");
-    SCORCH_CHECK(tr.eps > 0.0 && tr.eps < 1.0, "training.eps: ", tr.eps,
-                 " must be in (0, 1) (t ~ U(eps, 1))");
-  }
-  if (name == "dsm") return std::make_unique<DsmLoss>(sde, continuous_options);
-  if (name == "esm") return std::make_unique<EsmLoss>(sde, continuous_options);
-  if (name == "ssm" || name == "ssm_vr") {
-    SsmLossOptions options;
-    static_cast<ContinuousLossOptions&>(options) = continuous_options;
-    options.variance_reduced = name == "ssm_vr";
-    if (tr.ssm_projection == "rademacher") {
-      options.projection = SsmProjection::kRademacher;
-    } else if (tr.ssm_projection == "gaussian") {
-      options.projection = SsmProjection::kGaussian;
-    } else {
-      fail("training.ssm_projection: unknown projection '" + tr.ssm_projection +
-           "'; expected rademacher or gaussian");
+  const LossName name = resolved_loss(config);
+  switch (name) {
+    case LossName::kDsm:
+      return std::make_unique<DsmLoss>(sde, continuous_options);
+    case LossName::kEsm:
+      return std::make_unique<EsmLoss>(sde, continuous_options);
+    case LossName::kSsm:
+    case LossName::kSsmVr: {
+      SsmLossOptions options;
+      static_cast<ContinuousLossOptions&>(options) = continuous_options;
+      options.variance_reduced = name == LossName::kSsmVr;
+      options.projection = tr.ssm_projection;
+      options.num_projections = tr.ssm_num_projections;
+      return std::make_unique<SsmLoss>(sde, options);
     }
-    SCORCH_CHECK(tr.ssm_num_projections >= 1,
-                 "training.ssm_num_projections: ", tr.ssm_num_projections, " must be at least 1");
-    options.num_projections = tr.ssm_num_projections;
-    return std::make_unique<SsmLoss>(sde, options);
+    case LossName::kSmld: {
+      auto ve = std::dynamic_pointer_cast<const VESde>(sde);
+      TORCH_CHECK(ve, "make_loss: training.loss=smld with a ", sde->kind(), " SDE");
+      return std::make_unique<SmldLoss>(ve, tr.reduce_mean, std::move(sampler));
+    }
+    case LossName::kDdpm: {
+      auto vp = std::dynamic_pointer_cast<const VPSde>(sde);
+      TORCH_CHECK(vp, "make_loss: training.loss=ddpm with a ", sde->kind(), " SDE");
+      return std::make_unique<DdpmLoss>(vp, tr.reduce_mean, std::move(sampler));
+    }
+    case LossName::kAuto:
+      break;
   }
-  if (name == "smld") {
-    auto ve = std::dynamic_pointer_cast<const VESde>(sde);
-    SCORCH_CHECK(ve, "training.loss=smld needs training.sde=vesde, got ", tr.sde);
-    SCORCH_CHECK(!tr.continuous,
-                 "training.loss=smld trains a discrete model and needs "
-                 "training.continuous=false");
-    return std::make_unique<SmldLoss>(ve, tr.reduce_mean, std::move(sampler));
-  }
-  if (name == "ddpm") {
-    auto vp = std::dynamic_pointer_cast<const VPSde>(sde);
-    SCORCH_CHECK(vp, "training.loss=ddpm needs training.sde=vpsde, got ", tr.sde);
-    SCORCH_CHECK(!tr.continuous,
-                 "training.loss=ddpm trains a discrete model and needs "
-                 "training.continuous=false");
-    return std::make_unique<DdpmLoss>(vp, tr.reduce_mean, std::move(sampler));
-  }
-  fail("training.loss: unknown loss '" + tr.loss +
-       "'; expected one of auto, dsm, smld, ddpm, ssm, ssm_vr");
+  TORCH_CHECK(false, "make_loss: unresolved training.loss");
 }
 
 void QuartileStats::add(const LossOutput& out) {

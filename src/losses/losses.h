@@ -8,6 +8,7 @@
 //   reduce_mean = false: R(u) = 0.5 sum_d u_d
 #pragma once
 
+#include "core/choices.h"
 #include <memory>
 
 #include "losses/loss.h"
@@ -81,7 +82,6 @@ class DdpmLoss : public Loss {
   std::shared_ptr<const TimestepSampler> sampler_;
 };
 
-enum class SsmProjection { kRademacher, kGaussian };
 
 struct SsmLossOptions : ContinuousLossOptions {
   bool variance_reduced = false;  // ssm_vr: 0.5 ||s||^2 instead of 0.5 (v^T s)^2

@@ -116,10 +116,7 @@ void TimestepSampler::load_state(const c10::IValue& state, const std::string& or
 }
 
 std::shared_ptr<TimestepSampler> make_timestep_sampler(const Config& config, const Sde& sde) {
-  const auto& name = config.training.timestep_sampler;
-  if (name == "uniform") return nullptr;
-  SCORCH_CHECK(name == "loss_second_moment", "training.timestep_sampler: unknown sampler '", name,
-               "'; expected uniform or loss_second_moment");
+  if (config.training.timestep_sampler == TimestepSamplerName::kUniform) return nullptr;
   return std::make_shared<TimestepSampler>(sde.num_scales());
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace scorch {
@@ -20,9 +21,7 @@ RunLog::RunLog(const std::string& path, int64_t resume_step) : path_(path) {
       kept << line << "\n";
     }
     in.close();
-    const std::string tmp = path + ".tmp";
-    std::ofstream(tmp, std::ios::trunc) << kept.str();
-    std::filesystem::rename(tmp, path);
+    write_file_atomic(path, kept.str());
   }
   out_.open(path, std::ios::app);
   SCORCH_CHECK(out_.good(), "cannot open run log '", path, "' for writing");

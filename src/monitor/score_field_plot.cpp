@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace scorch {
@@ -23,9 +24,7 @@ torch::Tensor as_points(const torch::Tensor& t, const std::string& what) {
 }
 
 void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  SCORCH_CHECK(out.good(), "cannot write '", path.string(), "'");
+  write_file_atomic(path.string(), text);
 }
 
 // Full precision, so the files can be compared with the model.

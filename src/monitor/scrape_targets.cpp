@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace scorch {
@@ -23,20 +24,12 @@ void write_scrape_targets(const std::string& path, const std::vector<std::string
   if (!dir.empty()) fs::create_directories(dir, ec);
   SCORCH_CHECK(!ec, "monitor.targets_file '", path, "': cannot create its directory: ",
                ec.message());
-  // Prometheus reads *.json: a temporary name without that ending is never read half-written.
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump(2) << "\n";
-    out.flush();
-    SCORCH_CHECK(out.good(), "monitor.targets_file '", path, "': cannot write '", tmp,
-                 "'; choose a writable path (e.g. in Prometheus's targets directory)");
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp);
-    fail(detail::concat("monitor.targets_file '", path, "': cannot rename '", tmp,
-                        "' into place: ", ec.message()));
+  // Prometheus reads *.json only, so the temporary file is never read half-written.
+  try {
+    write_file_atomic(path, doc.dump(2) + "\n");
+  } catch (const Error& e) {
+    fail(detail::concat("monitor.targets_file '", path, "': ", e.what(),
+                        "; choose a writable path (e.g. in Prometheus's targets directory)"));
   }
 }
 

@@ -5,6 +5,7 @@
 // class-conditional models.
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -12,7 +13,6 @@
 namespace scorch {
 
 // Which embedding turns time_cond into features (config model.embedding_type).
-enum class EmbeddingType { kPositional, kFourier };
 
 // emb = [sin(2 pi x W), cos(2 pi x W)] with W ~ N(0, scale^2) of size
 // embedding_size, a *frozen* parameter "W" (requires_grad false, so it is in

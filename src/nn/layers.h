@@ -10,6 +10,7 @@
 // maps onto these modules without renaming.
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -20,7 +21,6 @@ namespace scorch {
 
 // ---------------------------------------------------------------------------
 // Nonlinearity (config model.nonlinearity: swish | relu | lrelu | elu).
-enum class Activation { kSwish, kReLU, kLeakyReLU, kELU };
 
 // act(x); kLeakyReLU has slope 0.2 as in the reference's get_act.
 torch::Tensor activate(const torch::Tensor& x, Activation act);
@@ -191,7 +191,6 @@ TORCH_MODULE(ResnetBlockBigGAN);
 // ---------------------------------------------------------------------------
 // layerspp.Combine: merges the input pyramid into the U-Net's features,
 // Conv_0 (1x1, dim1 -> dim2) then sum, or concatenation along channels.
-enum class CombineMethod { kSum, kCat };
 
 class CombineImpl : public torch::nn::Module {
  public:

@@ -13,71 +13,27 @@
 #include "nn/patch.h"
 
 namespace scorch {
-namespace {
 
-template <typename E>
-E parse_choice(const std::string& key, const std::string& value,
-               const std::vector<std::pair<std::string, E>>& choices) {
-  std::string all;
-  for (const auto& [name, e] : choices) {
-    if (name == value) return e;
-    all += (all.empty() ? "" : " | ") + name;
+NetworkKind network_kind(ModelName name) {
+  switch (name) {
+    case ModelName::kMlp:
+      return NetworkKind::kMLP;
+    case ModelName::kDdpm:
+      return NetworkKind::kDDPM;
+    case ModelName::kNcsnpp:
+      return NetworkKind::kNCSNpp;
+    case ModelName::kAdm:
+      return NetworkKind::kADM;
+    case ModelName::kNcsn:
+    case ModelName::kNcsnv2_64:
+    case ModelName::kNcsnv2_128:
+    case ModelName::kNcsnv2_256:
+      return NetworkKind::kNCSN;
+    case ModelName::kAnalytic:
+      break;
   }
-  fail(detail::concat(key, " '", value, "' is not one of ", all));
-}
-
-}  // namespace
-
-NetworkKind parse_network_kind(const std::string& name) {
-  return parse_choice<NetworkKind>(
-      "model.name", name,
-      {{"mlp", NetworkKind::kMLP},
-       {"ddpm", NetworkKind::kDDPM},
-       {"ncsnpp", NetworkKind::kNCSNpp},
-       {"adm", NetworkKind::kADM},
-       {"ncsn", NetworkKind::kNCSN},
-       {"ncsnv2_64", NetworkKind::kNCSN},
-       {"ncsnv2_128", NetworkKind::kNCSN},
-       {"ncsnv2_256", NetworkKind::kNCSN}});
-}
-
-Activation parse_activation(const std::string& name) {
-  return parse_choice<Activation>("model.nonlinearity", name,
-                                  {{"swish", Activation::kSwish},
-                                   {"relu", Activation::kReLU},
-                                   {"lrelu", Activation::kLeakyReLU},
-                                   {"elu", Activation::kELU}});
-}
-
-EmbeddingType parse_embedding_type(const std::string& name) {
-  return parse_choice<EmbeddingType>(
-      "model.embedding_type", name,
-      {{"positional", EmbeddingType::kPositional}, {"fourier", EmbeddingType::kFourier}});
-}
-
-ResBlockType parse_resblock_type(const std::string& name) {
-  return parse_choice<ResBlockType>(
-      "model.resblock_type", name,
-      {{"biggan", ResBlockType::kBigGAN}, {"ddpm", ResBlockType::kDDPM}});
-}
-
-ProgressiveOutput parse_progressive(const std::string& name) {
-  return parse_choice<ProgressiveOutput>("model.progressive", name,
-                                         {{"none", ProgressiveOutput::kNone},
-                                          {"output_skip", ProgressiveOutput::kOutputSkip},
-                                          {"residual", ProgressiveOutput::kResidual}});
-}
-
-ProgressiveInput parse_progressive_input(const std::string& name) {
-  return parse_choice<ProgressiveInput>("model.progressive_input", name,
-                                        {{"none", ProgressiveInput::kNone},
-                                         {"input_skip", ProgressiveInput::kInputSkip},
-                                         {"residual", ProgressiveInput::kResidual}});
-}
-
-CombineMethod parse_combine_method(const std::string& name) {
-  return parse_choice<CombineMethod>("model.progressive_combine", name,
-                                     {{"sum", CombineMethod::kSum}, {"cat", CombineMethod::kCat}});
+  fail("model.name=analytic is the exact score of a Gaussian mixture and has nothing to "
+       "train; use it with `scorch sample` or `scorch likelihood`");
 }
 
 MLPOptions mlp_options(const Config& config) {
@@ -95,8 +51,6 @@ Options unet_options(const Config& config) {
   const auto& m = config.model;
   SCORCH_CHECK(m.conv_size == 3, "model.conv_size ", m.conv_size,
                " is not supported: the U-Nets use 3x3 convolutions (set 3)");
-  SCORCH_CHECK(m.normalization == "GroupNorm", "model.normalization ", m.normalization,
-               " is for NCSN / NCSNv2; model.name=", m.name, " uses GroupNorm");
   Options o;
   o.image_size(m.patch_size > 0 ? m.patch_size : config.data.image_size)
       .num_channels(config.data.num_channels)
@@ -110,7 +64,7 @@ Options unet_options(const Config& config) {
       .dropout(m.dropout)
       .resamp_with_conv(m.resamp_with_conv)
       .conditional(m.conditional)
-      .nonlinearity(parse_activation(m.nonlinearity))
+      .nonlinearity(m.nonlinearity)
       .scale_by_sigma(m.scale_by_sigma)
       .sigma_min(m.sigma_min)
       .sigma_max(m.sigma_max)
@@ -123,32 +77,22 @@ DDPMOptions ddpm_options(const Config& config) { return unet_options<DDPMOptions
 
 NCSNppOptions ncsnpp_options(const Config& config) {
   const auto& m = config.model;
-  const auto embedding = parse_embedding_type(m.embedding_type);
-  SCORCH_CHECK(embedding != EmbeddingType::kFourier || config.training.continuous,
-               "model.embedding_type=fourier needs training.continuous=true (Fourier features "
-               "embed sigma; discrete training feeds level indices)");
   return unet_options<NCSNppOptions>(config)
       .fir(m.fir)
       .fir_kernel(m.fir_kernel)
       .skip_rescale(m.skip_rescale)
-      .resblock_type(parse_resblock_type(m.resblock_type))
-      .progressive(parse_progressive(m.progressive))
-      .progressive_input(parse_progressive_input(m.progressive_input))
-      .progressive_combine(parse_combine_method(m.progressive_combine))
+      .resblock_type(m.resblock_type)
+      .progressive(m.progressive)
+      .progressive_input(m.progressive_input)
+      .progressive_combine(m.progressive_combine)
       .init_scale(m.init_scale)
-      .embedding_type(embedding)
+      .embedding_type(m.embedding_type)
       .fourier_scale(m.fourier_scale);
 }
 
 ADMOptions adm_options(const Config& config) {
   const auto& m = config.model;
   const auto& d = config.data;
-  SCORCH_CHECK(m.normalization == "GroupNorm", "model.normalization ", m.normalization,
-               " is for NCSN / NCSNv2; model.name=adm uses GroupNorm");
-  SCORCH_CHECK(m.conditional, "model.name=adm is always time-conditional; set "
-               "model.conditional=true");
-  SCORCH_CHECK(m.embedding_type == "positional", "model.name=adm embeds time_cond with "
-               "guided-diffusion's sinusoidal embedding; model.embedding_type must be positional");
   const int64_t size = m.patch_size > 0 ? m.patch_size : d.image_size;
   std::vector<int64_t> rates;
   for (int64_t r : m.attn_resolutions) {
@@ -177,8 +121,6 @@ ADMOptions adm_options(const Config& config) {
       .use_new_attention_order(m.use_new_attention_order)
       .centered(d.centered);
   if (m.scale_by_sigma) {
-    SCORCH_CHECK(config.training.sde == "vesde", "model.scale_by_sigma is for training.sde=vesde "
-                 "(the network's output divided by sigma), got ", config.training.sde);
     o.scale_by_sigma(true);
     if (!config.training.continuous) {  // time_cond indexes the levels, 0 = sigma_max
       const auto table = torch::exp(torch::linspace(std::log(m.sigma_max), std::log(m.sigma_min),
@@ -195,26 +137,27 @@ ADMOptions adm_options(const Config& config) {
 
 NCSNOptions ncsn_options(const Config& config) {
   const auto& m = config.model;
-  const NCSNVariant variant = parse_choice<NCSNVariant>(
-      "model.name", m.name,
-      {{"ncsn", NCSNVariant::kV1},
-       {"ncsnv2_64", NCSNVariant::kV2_64},
-       {"ncsnv2_128", NCSNVariant::kV2_128},
-       {"ncsnv2_256", NCSNVariant::kV2_256}});
-  SCORCH_CHECK(m.normalization == "InstanceNorm++", "model.name=", m.name,
-               " needs model.normalization=InstanceNorm++, got ", m.normalization);
-  SCORCH_CHECK(config.data.num_classes == 0, "model.name=", m.name,
-               " is unconditional; data.num_classes must be 0, got ", config.data.num_classes);
-  SCORCH_CHECK(!config.training.continuous, "model.name=", m.name,
-               " is conditioned on noise-level indices; set training.continuous=false "
-               "(with training.sde=vesde, as score_sde's ncsn configs)");
+  NCSNVariant variant = NCSNVariant::kV1;
+  switch (m.name) {
+    case ModelName::kNcsnv2_64:
+      variant = NCSNVariant::kV2_64;
+      break;
+    case ModelName::kNcsnv2_128:
+      variant = NCSNVariant::kV2_128;
+      break;
+    case ModelName::kNcsnv2_256:
+      variant = NCSNVariant::kV2_256;
+      break;
+    default:
+      TORCH_CHECK(m.name == ModelName::kNcsn, "ncsn_options: model.name=", m.name, " is not NCSN");
+  }
   return NCSNOptions()
       .variant(variant)
       .image_size(config.data.image_size)
       .num_channels(config.data.num_channels)
       .centered(config.data.centered)
       .nf(m.nf)
-      .nonlinearity(parse_activation(m.nonlinearity))
+      .nonlinearity(m.nonlinearity)
       .sigma_min(m.sigma_min)
       .sigma_max(m.sigma_max)
       .num_scales(m.num_scales);
@@ -229,10 +172,7 @@ ScoreNet patch_if_configured(const Config& config, ScoreNet net) {
 }  // namespace
 
 ScoreNet make_score_net(const Config& config) {
-  SCORCH_CHECK(config.model.name != "analytic",
-               "model.name=analytic is the exact score of a Gaussian mixture and has nothing to "
-               "train; use it with `scorch sample` or `scorch likelihood`");
-  switch (parse_network_kind(config.model.name)) {
+  switch (network_kind(config.model.name)) {
     case NetworkKind::kMLP:
       return std::make_shared<MLPImpl>(mlp_options(config));
     case NetworkKind::kDDPM:

@@ -23,21 +23,16 @@ struct Config;
 // The network model.name selects.
 enum class NetworkKind { kMLP, kDDPM, kNCSNpp, kADM, kNCSN };
 
-// Parsers for the string-valued model.* keys; each throws scorch::Error
-// naming the key and the accepted values.
-NetworkKind parse_network_kind(const std::string& name);
-Activation parse_activation(const std::string& name);
-EmbeddingType parse_embedding_type(const std::string& name);
-ResBlockType parse_resblock_type(const std::string& name);
-ProgressiveOutput parse_progressive(const std::string& name);
-ProgressiveInput parse_progressive_input(const std::string& name);
-CombineMethod parse_combine_method(const std::string& name);
+// The network class of a model.name; throws scorch::Error for analytic
+// (nothing to build or train).
+NetworkKind network_kind(ModelName name);
 
-// Options from the config (model.*, data.*). With model.patch_size the U-Nets
-// (ddpm, ncsnpp, adm) are built for P x P inputs with two coordinate channels
-// more, and make_score_net wraps them in a PatchScoreNet (nn/patch.h). Throw scorch::Error for values
-// the networks cannot honour (e.g. Fourier embeddings without
-// training.continuous, model.conv_size other than 3).
+// Options from the config (model.*, data.*), validated (core/config.h
+// validate) before. With model.patch_size the U-Nets (ddpm, ncsnpp, adm) are
+// built for P x P inputs with two coordinate channels more, and
+// make_score_net wraps them in a PatchScoreNet (nn/patch.h). Throw
+// scorch::Error for values the networks cannot honour (model.conv_size other
+// than 3).
 MLPOptions mlp_options(const Config& config);
 DDPMOptions ddpm_options(const Config& config);
 NCSNppOptions ncsnpp_options(const Config& config);

@@ -58,6 +58,7 @@ AttnBlock NCSNppImpl::make_attn_block(int64_t channels) const {
 }
 
 NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
+  // #lizard forgives: the layers in the order of score_sde ncsnpp.py NCSNpp.__init__, line by line
   const auto& o = options_;
   const int64_t nf = o.nf(), channels = o.num_channels();
   const int64_t in_channels = o.in_channels() > 0 ? o.in_channels() : channels;

@@ -9,6 +9,7 @@
 //   auto out = net->forward(x, sigma);  // x [B, 3, 32, 32], sigma [B]
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -21,9 +22,6 @@
 
 namespace scorch {
 
-enum class ResBlockType { kDDPM, kBigGAN };                      // model.resblock_type
-enum class ProgressiveOutput { kNone, kOutputSkip, kResidual };  // model.progressive
-enum class ProgressiveInput { kNone, kInputSkip, kResidual };    // model.progressive_input
 
 // Defaults are the reference's ve/cifar10_ncsnpp_continuous values.
 struct NCSNppOptions {

@@ -139,7 +139,7 @@ ScoreNet make_patch_score_net(const Config& config, ScoreNet inner) {
           .image_size(config.data.image_size)
           .stride(m.patch_stride)
           .centered(config.data.centered)
-          .sampling(m.patch_sampling == "full" ? PatchSampling::kFull : PatchSampling::kTiles));
+          .sampling(m.patch_sampling));
 }
 
 }  // namespace scorch

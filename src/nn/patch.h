@@ -25,6 +25,7 @@
 //           more positions than in training.
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -35,7 +36,6 @@
 
 namespace scorch {
 
-enum class PatchSampling { kTiles, kFull };
 
 struct PatchOptions {
   TORCH_ARG(int64_t, patch_size) = 16;

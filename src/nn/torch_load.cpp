@@ -191,6 +191,7 @@ class Unpickler {
   }
 
   void step(uint8_t op) {
+    // #lizard forgives: one case per pickle opcode, a table (Python pickle.py)
     switch (op) {
       case 0x80:
         read_u8();

@@ -200,4 +200,18 @@ SampleResult pc_super_resolve(const Sde& sde, const ScoreFn& score, const torch:
                              in_double(replace), options, progress);
 }
 
+torch::Tensor inpaint_mask(const std::string& region, int64_t h, int64_t w) {
+  auto m = torch::zeros({1, 1, h, w});
+  if (region == "left") m.narrow(3, 0, w / 2).fill_(1);
+  else if (region == "right") m.narrow(3, w / 2, w - w / 2).fill_(1);
+  else if (region == "top") m.narrow(2, 0, h / 2).fill_(1);
+  else if (region == "bottom") m.narrow(2, h / 2, h - h / 2).fill_(1);
+  else if (region == "outside_center") {
+    m.fill_(1);
+    m.narrow(2, h / 4, h / 2).narrow(3, w / 4, w / 2).zero_();
+  } else
+    fail("--mask '" + region + "' is unknown; use left, right, top, bottom or outside_center");
+  return m;
+}
+
 }  // namespace scorch

@@ -51,6 +51,11 @@ SampleResult pc_inpaint(const Sde& sde, const ScoreFn& score, const torch::Tenso
                         const torch::Tensor& mask, const PCOptions& options,
                         const ProgressFn& progress = {});
 
+// The known-pixel mask [1, 1, h, w] (1 = known) of a named region: left,
+// right, top, bottom, or outside_center (all but the central square of half
+// the size). Throws scorch::Error naming --mask for another name.
+torch::Tensor inpaint_mask(const std::string& region, int64_t h, int64_t w);
+
 // Colorization. gray: [B, 1, H, W], or [B, 3, H, W] whose channel mean is the
 // gray value. The sample x [B, 3, H, W] is constrained in the decoupled space
 // u = D x (per pixel, D = color_decoupling_matrix()), whose first coordinate

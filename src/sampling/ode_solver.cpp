@@ -246,46 +246,10 @@ OdeResult solve_adaptive(const OdeFn& f, const torch::Tensor& y0, double t0, dou
 }  // namespace
 
 OdeMethod ode_method_from_name(const std::string& name) {
-  if (name == "euler") return OdeMethod::kEuler;
-  if (name == "midpoint") return OdeMethod::kMidpoint;
-  if (name == "heun") return OdeMethod::kHeun;
-  if (name == "rk4") return OdeMethod::kRk4;
-  if (name == "heun_euler") return OdeMethod::kHeunEuler;
-  if (name == "bosh3") return OdeMethod::kBogackiShampine;
-  if (name == "dopri5") return OdeMethod::kDopri5;
-  if (name == "dopri8") return OdeMethod::kDopri8;
-  if (name == "explicit_adams") return OdeMethod::kExplicitAdams;
-  if (name == "implicit_adams") return OdeMethod::kImplicitAdams;
-  fail("ODE method '" + name +
-       "' is unknown; expected euler, midpoint, heun, rk4, explicit_adams, implicit_adams, "
-       "heun_euler, bosh3, dopri5 or dopri8");
+  return parse_choice<OdeMethod>(name, "sampling.ode_method");
 }
 
-const char* ode_method_name(OdeMethod method) {
-  switch (method) {
-    case OdeMethod::kEuler:
-      return "euler";
-    case OdeMethod::kMidpoint:
-      return "midpoint";
-    case OdeMethod::kHeun:
-      return "heun";
-    case OdeMethod::kRk4:
-      return "rk4";
-    case OdeMethod::kHeunEuler:
-      return "heun_euler";
-    case OdeMethod::kBogackiShampine:
-      return "bosh3";
-    case OdeMethod::kDopri5:
-      return "dopri5";
-    case OdeMethod::kDopri8:
-      return "dopri8";
-    case OdeMethod::kExplicitAdams:
-      return "explicit_adams";
-    case OdeMethod::kImplicitAdams:
-      return "implicit_adams";
-  }
-  return "unknown";
-}
+const char* ode_method_name(OdeMethod method) { return choice_name(method); }
 
 bool is_adaptive(OdeMethod method) {
   return method == OdeMethod::kHeunEuler || method == OdeMethod::kBogackiShampine ||

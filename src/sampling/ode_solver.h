@@ -13,6 +13,7 @@
 //   // r.y ~ y0 * exp(-1), r.nfe evaluations of f
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <functional>
@@ -20,18 +21,6 @@
 
 namespace scorch {
 
-enum class OdeMethod {
-  kEuler,
-  kMidpoint,
-  kHeun,
-  kRk4,
-  kExplicitAdams,
-  kImplicitAdams,
-  kHeunEuler,
-  kBogackiShampine,
-  kDopri5,
-  kDopri8
-};
 
 // "euler" | "midpoint" | "heun" | "rk4" | "explicit_adams" | "implicit_adams" |
 // "heun_euler" | "bosh3" | "dopri5" | "dopri8"; throws scorch::Error.

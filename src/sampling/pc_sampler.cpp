@@ -111,26 +111,10 @@ torch::Tensor langevin_step_size(const torch::Tensor& grad, const torch::Tensor&
   return (2 * alpha * (snr * noise_norm / grad_norm).pow(2).to(alpha.scalar_type()));
 }
 
-Predictor predictor_from_name(const std::string& name) {
-  if (name == "none") return Predictor::kNone;
-  if (name == "euler_maruyama") return Predictor::kEulerMaruyama;
-  if (name == "reverse_diffusion") return Predictor::kReverseDiffusion;
-  if (name == "ancestral_sampling") return Predictor::kAncestral;
-  fail("sampling.predictor '" + name +
-       "' is unknown; expected euler_maruyama, reverse_diffusion, ancestral_sampling or none");
-}
-
-Corrector corrector_from_name(const std::string& name) {
-  if (name == "none") return Corrector::kNone;
-  if (name == "langevin") return Corrector::kLangevin;
-  if (name == "ald") return Corrector::kAnnealedLangevin;
-  fail("sampling.corrector '" + name + "' is unknown; expected langevin, ald or none");
-}
-
 PCOptions pc_options_from_config(const SamplingConfig& s, double eps, int64_t num_steps) {
   PCOptions o;
-  o.predictor = predictor_from_name(s.predictor);
-  o.corrector = corrector_from_name(s.corrector);
+  o.predictor = s.predictor;
+  o.corrector = s.corrector;
   o.snr = s.snr;
   o.n_steps_each = s.n_steps_each;
   o.noise_removal = s.noise_removal;
@@ -165,6 +149,22 @@ SampleResult pc_sample(const Sde& sde, const ScoreFn& score, at::IntArrayRef sha
   const int64_t per_step = (o.corrector == Corrector::kNone ? 0 : o.n_steps_each) +
                            (o.predictor == Predictor::kNone ? 0 : 1);
   return {o.noise_removal ? x_mean : x, o.num_steps * per_step};
+}
+
+torch::Tensor pc_trajectory(const Sde& sde, const ScoreFn& score, at::IntArrayRef shape,
+                            const torch::TensorOptions& tensor_options, const PCOptions& o) {
+  auto x = sde.prior_sampling(shape, tensor_options);
+  std::vector<torch::Tensor> states{x.cpu()};
+  const auto times = torch::linspace(1.0, o.eps, o.num_steps, tensor_options.dtype(torch::kDouble));
+  for (int64_t i = 0; i < o.num_steps; ++i) {
+    const auto t = torch::full({shape[0]}, times[i].item<double>(), tensor_options);
+    PCStep step = pc_corrector_step(sde, score, x, t, o);
+    step = pc_predictor_step(sde, score, step.x, t, o);
+    x = step.x;
+    const bool last = i + 1 == o.num_steps;
+    states.push_back((last && o.noise_removal ? step.x_mean : step.x).cpu());
+  }
+  return torch::stack(states, 0);
 }
 
 }  // namespace scorch

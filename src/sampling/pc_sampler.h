@@ -4,6 +4,7 @@
 // mean is returned when noise_removal is on.
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <functional>
@@ -15,11 +16,7 @@ namespace scorch {
 
 struct SamplingConfig;
 
-enum class Predictor { kNone, kEulerMaruyama, kReverseDiffusion, kAncestral };
-enum class Corrector { kNone, kLangevin, kAnnealedLangevin };
 
-Predictor predictor_from_name(const std::string& name);  // throws scorch::Error
-Corrector corrector_from_name(const std::string& name);
 
 // Sums a tensor over every process sampling one batch together (an
 // all-reduce); empty means one process. Langevin's batch-mean norms go
@@ -66,6 +63,12 @@ PCStep pc_predictor_step(const Sde& sde, const ScoreFn& score, const torch::Tens
 
 // Called after each step with (step index, num_steps); may be empty.
 using ProgressFn = std::function<void(int64_t, int64_t)>;
+
+// Every state of the PC sampler's path from the prior (pc_sample's loop):
+// [num_steps + 1, shape...] on the CPU, the last the noise-free mean with
+// options.noise_removal. For plots of sampling trajectories.
+torch::Tensor pc_trajectory(const Sde& sde, const ScoreFn& score, at::IntArrayRef shape,
+                            const torch::TensorOptions& tensor_options, const PCOptions& options);
 
 // Samples `shape` from the reverse process of `sde` driven by `score`, on
 // `options`' device and dtype, using LibTorch's default generator.

@@ -19,42 +19,42 @@ std::vector<int64_t> sample_shape(const Config& c) {
 SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& score,
                                 at::IntArrayRef shape, const torch::TensorOptions& tensor_options,
                                 const ProgressFn& progress) {
-  const auto& method = c.sampling.method;
-  if (method == "pc")
-    return pc_sample(sde, score, shape, tensor_options,
-                     pc_options_from_config(c.sampling, sampling_eps(c), sampling_steps(c)),
-                     progress);
   const auto& s = c.sampling;
-  if (method == "ode") {
-    OdeSamplerOptions o;
-    o.method = ode_method_from_name(s.ode_method);
-    o.rtol = s.rtol;
-    o.atol = s.atol;
-    o.num_steps = s.num_steps > 0 ? s.num_steps : 100;
-    o.eps = sampling_eps(c);
-    o.denoise = s.noise_removal;
-    return ode_sample(sde, score, shape, tensor_options, o);
+  switch (s.method) {
+    case SamplingMethod::kPc:
+      return pc_sample(sde, score, shape, tensor_options,
+                       pc_options_from_config(s, sampling_eps(c), sampling_steps(c)), progress);
+    case SamplingMethod::kOde: {
+      OdeSamplerOptions o;
+      o.method = s.ode_method;
+      o.rtol = s.rtol;
+      o.atol = s.atol;
+      o.num_steps = s.num_steps > 0 ? s.num_steps : 100;
+      o.eps = sampling_eps(c);
+      o.denoise = s.noise_removal;
+      return ode_sample(sde, score, shape, tensor_options, o);
+    }
+    case SamplingMethod::kEdm: {
+      EdmOptions o;
+      o.num_steps = s.num_steps > 0 ? s.num_steps : 35;
+      o.rho = s.edm_rho;
+      o.eps = sampling_eps(c);
+      o.s_churn = s.edm_churn;
+      o.s_tmin = s.edm_s_tmin;
+      o.s_tmax = s.edm_s_tmax > 0 ? s.edm_s_tmax : std::numeric_limits<double>::infinity();
+      o.s_noise = s.edm_s_noise;
+      return edm_sample(sde, score, shape, tensor_options, o);
+    }
+    case SamplingMethod::kDdim: {
+      DdimOptions o;
+      o.num_steps = s.num_steps > 0 ? s.num_steps : 50;
+      o.eta = s.ddim_eta;
+      o.eps = sampling_eps(c);
+      o.discrete = !c.training.continuous;
+      return ddim_sample(sde, score, shape, tensor_options, o);
+    }
   }
-  if (method == "edm") {
-    EdmOptions o;
-    o.num_steps = s.num_steps > 0 ? s.num_steps : 35;
-    o.rho = s.edm_rho;
-    o.eps = sampling_eps(c);
-    o.s_churn = s.edm_churn;
-    o.s_tmin = s.edm_s_tmin;
-    o.s_tmax = s.edm_s_tmax > 0 ? s.edm_s_tmax : std::numeric_limits<double>::infinity();
-    o.s_noise = s.edm_s_noise;
-    return edm_sample(sde, score, shape, tensor_options, o);
-  }
-  if (method == "ddim") {
-    DdimOptions o;
-    o.num_steps = s.num_steps > 0 ? s.num_steps : 50;
-    o.eta = s.ddim_eta;
-    o.eps = sampling_eps(c);
-    o.discrete = !c.training.continuous;
-    return ddim_sample(sde, score, shape, tensor_options, o);
-  }
-  fail("sampling.method '" + method + "' is unknown; use pc, ode, edm or ddim");
+  TORCH_CHECK(false, "sample_from_config: unknown sampling.method");
 }
 
 }  // namespace scorch

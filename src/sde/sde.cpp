@@ -66,32 +66,16 @@ DriftDiffusion Sde::reverse_discretize(const ScoreFn& score, const torch::Tensor
 }
 
 std::shared_ptr<Sde> make_sde(const Config& config) {
-  const auto& m = config.model;
-  const auto& name = config.training.sde;
-  SCORCH_CHECK(m.num_scales >= 2, "model.num_scales: ", m.num_scales,
-               " must be at least 2 (the discrete level is t (N - 1))");
-  if (name == "vesde") {
-    SCORCH_CHECK(m.sigma_min > 0.0 && std::isfinite(m.sigma_min), "model.sigma_min: ", m.sigma_min,
-                 " must be a positive number");
-    SCORCH_CHECK(m.sigma_max > m.sigma_min && std::isfinite(m.sigma_max),
-                 "model.sigma_max: ", m.sigma_max,
-                 " must be finite and greater than model.sigma_min (", m.sigma_min, ")");
-    return std::make_shared<VESde>(m.sigma_min, m.sigma_max, m.num_scales);
+  const auto& m = config.model;  // validated: the noise schedule fits the SDE
+  switch (config.training.sde) {
+    case SdeKind::kVE:
+      return std::make_shared<VESde>(m.sigma_min, m.sigma_max, m.num_scales);
+    case SdeKind::kVP:
+      return std::make_shared<VPSde>(m.beta_min, m.beta_max, m.num_scales);
+    case SdeKind::kSubVP:
+      return std::make_shared<SubVPSde>(m.beta_min, m.beta_max, m.num_scales);
   }
-  if (name == "vpsde" || name == "subvpsde") {
-    SCORCH_CHECK(m.beta_min > 0.0 && std::isfinite(m.beta_min), "model.beta_min: ", m.beta_min,
-                 " must be a positive number");
-    SCORCH_CHECK(m.beta_max >= m.beta_min && std::isfinite(m.beta_max),
-                 "model.beta_max: ", m.beta_max, " must be finite and at least model.beta_min (",
-                 m.beta_min, ")");
-    SCORCH_CHECK(m.beta_max < static_cast<double>(m.num_scales), "model.beta_max: ", m.beta_max,
-                 " must be below model.num_scales (", m.num_scales,
-                 ") so that the discrete betas beta_max / N stay below 1");
-    if (name == "vpsde") return std::make_shared<VPSde>(m.beta_min, m.beta_max, m.num_scales);
-    return std::make_shared<SubVPSde>(m.beta_min, m.beta_max, m.num_scales);
-  }
-  fail(detail::concat("training.sde: unknown SDE '", name,
-                      "'; expected one of vesde, vpsde, subvpsde"));
+  TORCH_CHECK(false, "make_sde: unknown training.sde");
 }
 
 }  // namespace scorch

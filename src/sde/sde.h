@@ -7,6 +7,7 @@
 // Per-sample scalars (diffusion, std) are returned as [B]; callers broadcast.
 #pragma once
 
+#include "core/choices.h"
 #include <torch/torch.h>
 
 #include <functional>
@@ -17,7 +18,6 @@ namespace scorch {
 
 struct Config;
 
-enum class SdeKind { kVE, kVP, kSubVP };
 
 // s(x, t): the score estimate, [B, ...] -> [B, ...].
 using ScoreFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;

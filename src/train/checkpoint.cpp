@@ -18,6 +18,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace scorch {
@@ -85,16 +86,6 @@ std::string write_archive(int fd, const c10::IValue& value) {
   zip.writeRecord("data.pkl", pickle.data(), pickle.size());
   zip.writeEndOfFile();
   return error;
-}
-
-void fsync_directory(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0)
-    fail(detail::concat("cannot open directory ", dir.string(), ": ", std::strerror(errno)));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  SCORCH_CHECK(rc == 0, "cannot fsync directory ", dir.string(), ": ", std::strerror(err));
 }
 
 // Field readers: `what` is the key path for messages.
@@ -188,24 +179,18 @@ void save_checkpoint(const std::string& path, const CheckpointData& data) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   SCORCH_CHECK(!ec, "cannot create checkpoint directory ", dir.string(), ": ", ec.message());
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  SCORCH_CHECK(fd >= 0, "cannot create checkpoint ", tmp, ": ", std::strerror(errno));
-  std::string error;
-  try {
-    error = write_archive(fd, dict);
-  } catch (const std::exception& e) {  // a value the pickler cannot write
-    error = e.what();
-  }
-  if (error.empty() && ::fsync(fd) != 0) error = detail::concat("fsync: ", std::strerror(errno));
-  if (::close(fd) != 0 && error.empty()) error = detail::concat("close: ", std::strerror(errno));
-  if (!error.empty()) {
-    std::remove(tmp.c_str());
-    fail(detail::concat("cannot write checkpoint ", tmp, ": ", error));
-  }
-  SCORCH_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path,
-               ": ", std::strerror(errno));
-  fsync_directory(dir);
+  write_file_atomic(path, [&](const std::string& tmp) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    SCORCH_CHECK(fd >= 0, "cannot create checkpoint ", tmp, ": ", std::strerror(errno));
+    std::string error;
+    try {
+      error = write_archive(fd, dict);
+    } catch (const std::exception& e) {  // a value the pickler cannot write
+      error = e.what();
+    }
+    if (::close(fd) != 0 && error.empty()) error = detail::concat("close: ", std::strerror(errno));
+    if (!error.empty()) fail(detail::concat("cannot write checkpoint ", tmp, ": ", error));
+  });
 }
 
 CheckpointData load_checkpoint(const std::string& path) {

@@ -63,21 +63,18 @@ Optimizer::Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& named
     params_.push_back(item.value());
   }
   const auto betas = std::make_tuple(config.beta1, config.beta2);
-  if (config.optimizer == "Adam") {
+  if (config.optimizer == OptimizerName::kAdam) {
     // Adam's weight_decay is an L2 term added to the gradient, as in PyTorch.
     impl_ = std::make_unique<torch::optim::Adam>(params_, torch::optim::AdamOptions(config.lr)
                                                               .betas(betas)
                                                               .eps(config.eps)
                                                               .weight_decay(config.weight_decay));
-  } else if (config.optimizer == "AdamW") {
+  } else {
     // AdamW decays decoupled from the gradient: p ← p·(1 − lr·wd) first.
     impl_ = std::make_unique<torch::optim::AdamW>(params_, torch::optim::AdamWOptions(config.lr)
                                                                .betas(betas)
                                                                .eps(config.eps)
                                                                .weight_decay(config.weight_decay));
-  } else {
-    fail(detail::concat("optim.optimizer: '", config.optimizer,
-                        "' is not an optimizer; use Adam or AdamW"));
   }
 }
 
@@ -135,7 +132,7 @@ void Optimizer::zero_grad() {
 
 std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
   std::map<std::string, torch::Tensor> out;
-  const bool adamw = config_.optimizer == "AdamW";
+  const bool adamw = config_.optimizer == OptimizerName::kAdamW;
   for (size_t i = 0; i < params_.size(); ++i) {
     int64_t step = 0;
     torch::Tensor exp_avg, exp_avg_sq;
@@ -156,7 +153,7 @@ std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
 void Optimizer::load_state_dict(const std::map<std::string, torch::Tensor>& state) {
   static const char* const kSuffixes[] = {".exp_avg", ".exp_avg_sq", ".step"};
   size_t used = 0;
-  const bool adamw = config_.optimizer == "AdamW";
+  const bool adamw = config_.optimizer == OptimizerName::kAdamW;
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = names_[i];
     const torch::Tensor& p = params_[i];

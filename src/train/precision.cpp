@@ -9,8 +9,8 @@ namespace scorch {
 
 std::optional<torch::ScalarType> autocast_dtype(const PrecisionConfig& config,
                                                 const torch::Device& device) {
-  if (config.dtype == "bf16") return torch::kBFloat16;
-  if (config.dtype == "fp16" && device.is_cuda()) return torch::kHalf;
+  if (config.dtype == PrecisionDtype::kBf16) return torch::kBFloat16;
+  if (config.dtype == PrecisionDtype::kFp16 && device.is_cuda()) return torch::kHalf;
   return std::nullopt;
 }
 

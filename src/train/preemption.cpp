@@ -33,6 +33,10 @@ void on_signal(int sig) {
 PreemptionWatch::PreemptionWatch(std::vector<int> signals, double grace_s)
     : signals_(std::move(signals)), grace_s_(grace_s) {
   g_signal = 0;
+  // A signal held since start-up (hold_signals in main) counts as the first
+  // one; the signals stay blocked until this watch's handlers are in place.
+  BlockedSignals blocked(signals_);
+  const int held = release_signals(signals_);
   for (int sig : signals_) {
     struct sigaction action {};
     action.sa_handler = on_signal;
@@ -43,6 +47,7 @@ PreemptionWatch::PreemptionWatch(std::vector<int> signals, double grace_s)
                  " (", strsignal(sig), "): ", std::strerror(errno));
     previous_.push_back(old);
   }
+  if (held != 0) g_signal = held;
   if (grace_s_ > 0) thread_ = std::thread([this] { watchdog(); });
 }
 

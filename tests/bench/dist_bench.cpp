@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   torch::set_num_threads(o.threads);
 
   Config config;
-  config.dist.device = "cpu";
+  config.dist.device = DeviceName::kCpu;
   const DistContext ctx =
       launched_by_mpi() ? make_mpi_context(config) : make_single_process_context(config);
   auto comm = make_communicator(ctx, config.dist.timeout_s);

@@ -82,9 +82,9 @@ int main(int argc, char** argv) {
   if (std::ifstream in("/proc/loadavg"); in) std::getline(in, load);
   std::printf("scorch eval throughput: %s (%lld parameters, %lldx%lld), sampling.method=%s, "
               "%lld samples in batches of %lld, %s, %d threads, LibTorch %s; load average: %s\n\n",
-              c.model.name.c_str(), static_cast<long long>(count_trainable_parameters(*net)),
+              choice_name(c.model.name), static_cast<long long>(count_trainable_parameters(*net)),
               static_cast<long long>(c.data.image_size), static_cast<long long>(c.data.image_size),
-              c.sampling.method.c_str(), static_cast<long long>(num),
+              choice_name(c.sampling.method), static_cast<long long>(num),
               static_cast<long long>(batch), device.str().c_str(), torch::get_num_threads(),
               TORCH_VERSION, load.c_str());
   std::printf("%-58s %12s\n", "stage", "per second");

@@ -53,7 +53,7 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
 }
 
 const char* sde_name(const Config& c) {
-  return c.training.sde == "vesde" ? "VE" : c.training.sde == "vpsde" ? "VP" : "subVP";
+  return c.training.sde == SdeKind::kVE ? "VE" : c.training.sde == SdeKind::kVP ? "VP" : "subVP";
 }
 
 // ---------------------------------------------------------------- table 1

@@ -27,6 +27,7 @@
 #endif
 
 #include "core/batch_random.h"  // defines: BatchRandom
+#include "core/error.h"         // defines: detail::concat
 #include "core/config.h"        // defines: Config, load_config
 #include "losses/loss.h"        // defines: make_loss
 #include "nn/model_factory.h"   // defines: make_score_net
@@ -79,7 +80,7 @@ TrainRow time_training(const Config& c, const torch::Device& device, int64_t bat
   auto loss = make_loss(c, sde);
   Optimizer optimizer(net->named_parameters(), c.optim);
   Ema ema(*net, c.model);
-  LossScaler scaler(c.precision, c.precision.dtype == "fp16");
+  LossScaler scaler(c.precision, c.precision.dtype == PrecisionDtype::kFp16);
   const auto autocast = autocast_dtype(c.precision, device);
   auto shape = sample_shape(c);
   shape.insert(shape.begin(), batch);
@@ -211,8 +212,10 @@ int main(int argc, char** argv) {
       const Config c = load_config(path, o);
       int64_t nfe = 0;
       const double rate = time_sampling(c, device, sample_batch, &nfe);
-      const std::string label = edm ? "EDM Heun, 18 steps" : "PC " + c.sampling.predictor + " + " +
-                                c.sampling.corrector + ", " + std::to_string(pc_steps) + " steps";
+      const std::string label =
+          edm ? "EDM Heun, 18 steps"
+              : scorch::detail::concat("PC ", c.sampling.predictor, " + ", c.sampling.corrector, ", ",
+                               pc_steps, " steps");
       std::printf("%-14s %-34s %12.3f %8lld\n", name.c_str(), label.c_str(), rate,
                   static_cast<long long>(nfe));
     }

@@ -38,6 +38,13 @@ TEST(TrainCli, BadValueAndMissingFileExitTwo) {
   auto r = run_scorch("train --workdir " + dir.str() + " optim.lr=-1");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("optim.lr"), std::string::npos) << r.output;
+  // Beyond float32: refused naming the key, not an internal error when the
+  // value becomes a tensor.
+  r = run_scorch("train --workdir " + dir.str() + " optim.lr=1.0e+308");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("optim.lr"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path / "checkpoints"));
   r = run_scorch("train --config /nonexistent.yaml --workdir " + dir.str());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_scorch("frobnicate");

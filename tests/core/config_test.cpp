@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <filesystem>
 #include <fstream>
 
@@ -51,7 +53,7 @@ model:
       yaml, "test.yaml",
       {"training.batch_size=32", "optim.lr=1e-3", "data.centered=true", "model.ch_mult=[1,2,4]"});
   EXPECT_EQ(c.seed, 7);
-  EXPECT_EQ(c.training.sde, "vesde");
+  EXPECT_EQ(c.training.sde, SdeKind::kVE);
   EXPECT_EQ(c.training.batch_size, 32);  // override wins
   EXPECT_DOUBLE_EQ(c.optim.lr, 1e-3);
   EXPECT_TRUE(c.data.centered);
@@ -152,6 +154,71 @@ TEST(Config, SamplingDefaultsDependOnSde) {
   EXPECT_DOUBLE_EQ(sampling_eps(parse_config("", "x", {"training.sde=vesde"})), 1e-5);
   EXPECT_DOUBLE_EQ(sampling_eps(parse_config("", "x", {"training.sde=subvpsde"})), 1e-3);
   EXPECT_EQ(sampling_steps(parse_config("", "x", {"model.num_scales=77"})), 77);
+}
+
+TEST(Config, EveryNumberIsCheckedAgainstTheRangeItsUseNeeds) {
+  // Values a fuzzer tries: beyond float32 (a tensor value would overflow),
+  // beyond int64, not finite. Each must be refused naming its key.
+  int checked = 0;
+  for (const auto& key : config_keys()) {
+    const bool list = key.type.rfind("list of", 0) == 0;
+    if (key.type != "integer" && key.type != "number" && !list) continue;
+    const bool integer = key.type == "integer" || key.type == "list of integers";
+    for (const std::string v : {"1.0e+308", "-1.0e+308", "3.5e+38", "1e30", ".nan", ".inf"}) {
+      if (v == "1e30" && !integer) continue;  // a float32 value: the key's own range decides
+      const std::string value = list ? "[" + v + "]" : v;
+      const auto msg = error_of([&] { parse_config("", "x", {key.path + "=" + value}); });
+      EXPECT_NE(msg.find(key.path), std::string::npos)
+          << key.path << "=" << value << " was accepted or not named: " << msg;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 60);
+  const auto msg = error_of([] { parse_config("", "x", {"optim.lr=1.0e+308"}); });
+  EXPECT_NE(msg.find("representable in float32"), std::string::npos) << msg;
+  EXPECT_NO_THROW(parse_config("", "x", {"optim.lr=3.0e+38"}));  // float32, if unwise
+}
+
+TEST(Config, ChoicesAreParsedOnceIntoEnums) {
+  const Config c = parse_config("", "x", {"training.sde=subvpsde", "sampling.method=ode",
+                                          "sampling.ode_method=bosh3", "model.nonlinearity=elu"});
+  EXPECT_EQ(c.training.sde, SdeKind::kSubVP);
+  EXPECT_EQ(c.sampling.method, SamplingMethod::kOde);
+  EXPECT_EQ(c.sampling.ode_method, OdeMethod::kBogackiShampine);
+  EXPECT_EQ(c.model.nonlinearity, Activation::kELU);
+  EXPECT_NE(to_yaml(c).find("sde: \"subvpsde\""), std::string::npos) << to_yaml(c);
+  // Every name of every choice round-trips through the enum.
+  for (const auto& key : config_keys()) {
+    if (key.type != "string" || key.allowed.empty()) continue;
+    std::stringstream names(key.allowed);
+    std::string name;
+    while (std::getline(names, name, ',')) {
+      name.erase(0, name.find_first_not_of(' '));
+      std::vector<std::string> o{key.path + "=" + name};
+      try {
+        const Config parsed = parse_config("", "x", o);
+        EXPECT_NE(to_yaml(parsed).find("\"" + name + "\""), std::string::npos) << key.path;
+      } catch (const Error& e) {  // a value that needs other keys: the message says which
+        EXPECT_EQ(std::string(e.what()).find("is not one of"), std::string::npos) << e.what();
+      }
+    }
+  }
+  const auto msg = error_of([] { parse_config("", "x", {"sampling.method=dpm"}); });
+  EXPECT_NE(msg.find("'sampling.method' = 'dpm' is not one of {pc, ode, edm, ddim}; did you mean"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(Config, ReferenceHasARowPerKey) {
+  const std::string md = config_reference_markdown();
+  for (const auto& key : config_keys())
+    EXPECT_NE(md.find("| `" + key.path + "` | " + key.type + " | `" + key.default_value),
+              std::string::npos)
+        << key.path;
+  EXPECT_NE(md.find("| `training.sde` | string | `\"vpsde\"` | vesde, vpsde, subvpsde |"),
+            std::string::npos);
+  EXPECT_NE(md.find("| `model.sigma_max` | number | `50.0` | [1e-18, 1e+18], finite float32 |"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -205,9 +205,9 @@ TEST(Loader, ConfigMustAgreeWithTheDataset) {
   const auto dir = (tmp.path / "ds").string();
   indexed_dataset(dir, 12);  // 2x3x1 images: not square
   Config c;
-  c.data.dataset = "hdf5";
+  c.data.dataset = DatasetName::kHdf5;
   c.data.path = dir;
-  c.model.name = "ddpm";
+  c.model.name = ModelName::kDdpm;
   auto message = [&] {
     try {
       make_data_source(c);
@@ -217,7 +217,7 @@ TEST(Loader, ConfigMustAgreeWithTheDataset) {
     return std::string();
   };
   EXPECT_NE(message().find("square"), std::string::npos) << message();
-  c.model.name = "mlp";
+  c.model.name = ModelName::kMlp;
   EXPECT_NE(message().find("model.name=mlp is for vector data"), std::string::npos) << message();
 
   const auto sq = (tmp.path / "square").string();
@@ -230,7 +230,7 @@ TEST(Loader, ConfigMustAgreeWithTheDataset) {
     w.finish();
   }
   c.data.path = sq;
-  c.model.name = "ddpm";
+  c.model.name = ModelName::kDdpm;
   EXPECT_NE(message().find("set data.image_size=4 data.num_channels=1"), std::string::npos)
       << message();
   c.data.image_size = 4;

@@ -66,10 +66,11 @@ TEST(DataSource, CursorResumesTheSameStream) {
 
 TEST(DataSource, UnknownImageDatasetIsAnError) {
   Config c;
-  c.data.dataset = "hdf5";
-  c.model.name = "ddpm";
+  c.data.dataset = DatasetName::kHdf5;
+  c.model.name = ModelName::kDdpm;
   EXPECT_THROW(make_data_source(c), Error);
-  EXPECT_THROW(toy2d_from_name("spiral"), Error);
+  EXPECT_THROW(toy2d_kind(DatasetName::kSyntheticImages), Error);
+  EXPECT_THROW(parse_config("{}", "test", {"data.dataset=spiral"}), Error);
 }
 
 }  // namespace

@@ -29,8 +29,8 @@ TEST(Auroc, GaussianShiftMatchesTheClosedForm) {
 
 TEST(DenoisingScore, ExactModelRanksShiftedDataHigher) {
   Config c;
-  c.model.name = "analytic";
-  c.training.sde = "vpsde";
+  c.model.name = ModelName::kAnalytic;
+  c.training.sde = SdeKind::kVP;
   auto sde = make_sde(c);
   auto net = make_analytic_from_config(c, sde);  // N(0, 0.5^2 I) in 2-D
   torch::manual_seed(1);

@@ -26,17 +26,17 @@ class SamplerMmd : public ::testing::TestWithParam<Case> {};
 TEST_P(SamplerMmd, DefaultSettingsReachTheNoiseFloor) {
   const auto& p = GetParam();
   Config c;  // defaults: num_steps 0 -> each method's default
-  c.model.name = "analytic";
+  c.model.name = ModelName::kAnalytic;
   c.model.analytic_means = {-1.5, 0.0, 1.5, 0.5};
   c.model.analytic_weights = {0.4, 0.6};
   c.model.analytic_std = 0.5;
-  c.training.sde = p.sde;
+  c.training.sde = parse_choice<SdeKind>(p.sde, "training.sde");
   // VE: sigma_max well above the data scale, so the prior N(0, sigma_max^2 I)
   // matches p_T (a deterministic flow carries any prior mismatch to the end).
   c.model.sigma_max = 20.0;
-  c.sampling.method = p.method;
-  c.sampling.predictor = p.predictor;
-  c.sampling.corrector = p.corrector;
+  c.sampling.method = parse_choice<SamplingMethod>(p.method, "sampling.method");
+  c.sampling.predictor = parse_choice<Predictor>(p.predictor, "sampling.predictor");
+  c.sampling.corrector = parse_choice<Corrector>(p.corrector, "sampling.corrector");
   validate(c);
   auto sde = make_sde(c);
   auto net = make_analytic_from_config(c, sde);

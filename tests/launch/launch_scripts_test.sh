@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # launch/mpirun.sh and launch/debug.sh: the command lines they build (ranks,
 # root flag, exported environment, Prometheus targets file, defaults that the
-# caller's overrides replace) and real CPU runs: 2 ranks through mpirun.sh,
-# and one process through debug.sh even inside a launcher's environment.
+# caller's overrides replace) and real CPU runs: 2 ranks through mpirun.sh
+# (to the end, and stopped by a preemption signal during start-up), and one
+# process through debug.sh even inside a launcher's environment.
 #
 #   tests/launch/launch_scripts_test.sh BUILD/scorch
 set -uo pipefail
@@ -62,6 +63,38 @@ check "mpirun.sh -n 2 trains to the end (exit $rc; $(tail -n 3 "$tmp/mpi.log"))"
 ckpt=$tmp/mpi/checkpoints/checkpoint_00000040.pt
 check "mpirun.sh -n 2: final checkpoint" test -f "$ckpt"
 check "mpirun.sh -n 2: the checkpoint was written by 2 ranks" test "$(ckpt_field "$ckpt" world_size)" = 2
+
+# --- mpirun.sh: a preemption signal during start-up ----------------------------
+# SIGUSR2 to mpirun (which passes it to the ranks) while the ranks are still
+# setting up a large model: every rank exits 75 before its first step, with
+# nothing written, and the rerun starts from scratch.
+wait_for_line() {  # wait_for_line FILE TEXT SECONDS
+  local limit=$((SECONDS + $3))
+  until grep -q "$2" "$1" 2>/dev/null; do
+    [ "$SECONDS" -lt "$limit" ] || return 1
+    sleep 0.05
+  done
+}
+OMP_NUM_THREADS=1 bash "$src/launch/mpirun.sh" -n 2 --config "$src/configs/vp/cifar10_ddpmpp_continuous.yaml" \
+  --workdir "$tmp/early" data.dataset=synthetic_images training.batch_size=2 training.n_iters=1 \
+  training.snapshot_sampling=false >"$tmp/early.log" 2>&1 &
+launcher=$!
+if wait_for_line "$tmp/early.log" "resolved config" 60; then
+  kill -USR2 "$launcher"
+  wait "$launcher"
+  rc=$?
+  check "signal during start-up: exit 75 (got $rc; $(tail -n 3 "$tmp/early.log"))" test "$rc" = 75
+  check "signal during start-up: stopped before the first step" \
+    grep -q "preempted by signal SIGUSR2 before the first step" "$tmp/early.log"
+  check "signal during start-up: no checkpoint written" \
+    test -z "$(ls -A "$tmp/early/checkpoints" 2>/dev/null)"
+  check "signal during start-up: no config.yaml or log.jsonl written" \
+    test ! -e "$tmp/early/config.yaml" -a ! -e "$tmp/early/log.jsonl"
+else
+  kill "$launcher" 2>/dev/null
+  wait "$launcher"
+  check "signal during start-up: the ranks started ($(tail -n 5 "$tmp/early.log"))" false
+fi
 
 # --- debug.sh -----------------------------------------------------------------
 line=$(bash "$src/launch/debug.sh" --dry-run training.n_iters=7)

@@ -2,7 +2,9 @@
 # End-to-end test of launch/slurm.sbatch on a real single-node Slurm cluster
 # started here: munged, slurmctld and slurmd on localhost with a temporary
 # config and state directory (no cgroups, two fake GPUs so that the script's
-# --gpus-per-task=1 is honoured). It submits a 2-rank CPU training job, sends
+# --gpus-per-task=1 is honoured). First a job is sent SIGUSR2 while its ranks
+# are still starting: they exit 75 before their first step, writing nothing,
+# and the script requeues it. Then it submits a 2-rank CPU training job, sends
 # the batch shell SIGUSR2 (as `#SBATCH --signal=B:USR2@90` would) once the job
 # has made progress, and checks that the ranks save a snapshot and exit 75,
 # that the script requeues the job, that the rerun resumes from the snapshot,
@@ -19,7 +21,7 @@ set -uo pipefail
 bin=$(realpath "${1:?usage: slurm_requeue_test.sh SCORCH_BINARY}")
 src=$(cd "$(dirname "$0")/../.." && pwd)
 n_iters=${SCORCH_TEST_N_ITERS:-2000}
-deadline=$((SECONDS + ${SCORCH_TEST_BUDGET_S:-240}))
+deadline=$((SECONDS + ${SCORCH_TEST_BUDGET_S:-330}))
 
 fail() {
   echo "FAIL: $*" >&2
@@ -162,12 +164,48 @@ node_idle() { [ "$(sinfo -h -n localhost -o %T 2>/dev/null)" = idle ]; }
 wait_for 30 "the node to come up idle (slurmctld and slurmd)" node_idle
 note "slurmctld (port $ctld_port) and slurmd (port $slurmd_port) up; node idle"
 
-# --- the job -----------------------------------------------------------------
-run=$tmp/run
+# --- a job preempted during start-up -----------------------------------------
+# SIGUSR2 while the ranks are still setting up (a large model): every rank
+# exits 75 before its first step, writing nothing, and the script requeues
+# the job, as it does for a preemption later on.
 job_state() { scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
 job_field() { scontrol show job "$job" 2>/dev/null | grep -o "$1=[^ ]*" | head -n 1 | cut -d= -f2; }
 last_step() { [ -f "$run/log.jsonl" ] && grep -o '"step":[0-9]*' "$run/log.jsonl" | tail -n 1 | cut -d: -f2; }
 
+early_run=$tmp/early
+job=$(cd "$tmp" && sbatch --parsable --ntasks-per-node=2 --cpus-per-task=1 \
+  --output="$tmp/job-%j.out" \
+  --export="ALL,SCORCH_BIN=$bin,OMP_NUM_THREADS=1,SCORCH_LAUNCHER=${SCORCH_TEST_LAUNCHER:-srun}" \
+  "$src/launch/slurm.sbatch" --config "$src/configs/vp/cifar10_ddpmpp_continuous.yaml" \
+  --workdir "$early_run" data.dataset=synthetic_images training.batch_size=2 training.n_iters=1 \
+  training.snapshot_sampling=false) || fail "sbatch refused launch/slurm.sbatch (start-up job)"
+job=${job%%;*}
+early_out=$tmp/job-$job.out
+note "submitted start-up job $job"
+starting() {
+  grep -q "resolved config" "$early_out" 2>/dev/null && return 0
+  case "$(job_state)" in PENDING | CONFIGURING | RUNNING) return 1 ;; esac
+  fail "start-up job $job ended ($(job_state)) before its ranks started"
+}
+wait_for 90 "start-up job $job to start its ranks" starting
+scancel --signal=USR2 --batch "$job" || fail "scancel --signal=USR2 --batch failed"
+note "sent SIGUSR2 to start-up job $job while its ranks set up"
+early_requeued() { [ "$(job_field Restarts)" = 1 ] && [ "$(job_state)" = PENDING ]; }
+wait_for 60 "start-up job $job to be requeued" early_requeued
+grep -q 'preempted by signal SIGUSR2 before the first step' "$early_out" ||
+  fail "no rank reported stopping before the first step ($early_out)"
+grep -q 'requeueing job' "$early_out" || fail "the script did not requeue after exit 75 ($early_out)"
+[ -z "$(ls -A "$early_run/checkpoints" 2>/dev/null)" ] && [ ! -e "$early_run/config.yaml" ] ||
+  fail "the start-up job wrote files: $(ls -R "$early_run")"
+scancel "$job"
+for _ in $(seq 1 50); do
+  case "$(job_state)" in CANCELLED | COMPLETED | FAILED | "") break ;; esac
+  sleep 0.2
+done
+note "start-up job $job stopped before its first step, wrote nothing and was requeued"
+
+# --- the job -----------------------------------------------------------------
+run=$tmp/run
 job=$(cd "$tmp" && sbatch --parsable --ntasks-per-node=2 --cpus-per-task=1 \
   --output="$tmp/job-%j.out" \
   --export="ALL,SCORCH_BIN=$bin,OMP_NUM_THREADS=1,SCORCH_LAUNCHER=${SCORCH_TEST_LAUNCHER:-srun}" \

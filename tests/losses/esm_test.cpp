@@ -276,14 +276,11 @@ TEST(EsmLoss, PassesLabelsAndRejectsHighDimensionalData) {
 }
 
 TEST(EsmLoss, MadeByTheFactoryForContinuousTraining) {
-  Config config;
-  auto subvp = std::make_shared<SubVPSde>(kBeta0, kBeta1, 1000);
-  config.training.loss = "esm";
-  config.training.continuous = true;
-  EXPECT_NE(dynamic_cast<EsmLoss*>(make_loss(config, subvp).get()), nullptr);
-  config.training.continuous = false;
+  const Config config =
+      parse_config("{}", "test", {"training.loss=esm", "training.sde=subvpsde"});
+  EXPECT_NE(dynamic_cast<EsmLoss*>(make_loss(config, make_sde(config)).get()), nullptr);
   try {
-    make_loss(config, subvp);
+    parse_config("{}", "test", {"training.loss=esm", "training.continuous=false"});
     ADD_FAILURE() << "expected scorch::Error for esm with training.continuous=false";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("training.continuous"), std::string::npos) << e.what();

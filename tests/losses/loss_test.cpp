@@ -319,38 +319,42 @@ TEST(Losses, AreDifferentiableAndPassClassLabels) {
 }
 
 TEST(MakeLoss, ResolvesAutoAndRejectsBadCombinations) {
-  Config config;
-  auto ve = std::make_shared<VESde>(0.01, 50.0, 1000);
-  auto vp = std::make_shared<VPSde>(kBeta0, kBeta1, 1000);
-  auto subvp = std::make_shared<SubVPSde>(kBeta0, kBeta1, 1000);
-  config.training.loss = "auto";
-  config.training.continuous = true;
-  EXPECT_NE(dynamic_cast<DsmLoss*>(make_loss(config, ve).get()), nullptr);
-  config.training.continuous = false;
-  EXPECT_NE(dynamic_cast<SmldLoss*>(make_loss(config, ve).get()), nullptr);
-  EXPECT_NE(dynamic_cast<DdpmLoss*>(make_loss(config, vp).get()), nullptr);
+  // The factory builds what the config names; every combination it cannot
+  // build is refused when the config is parsed, naming the key.
+  auto loss_for = [](const std::vector<std::string>& overrides) {
+    const Config config = parse_config("{}", "test", overrides);
+    return make_loss(config, make_sde(config));
+  };
+  EXPECT_NE(dynamic_cast<DsmLoss*>(loss_for({"training.sde=vesde"}).get()), nullptr);
+  EXPECT_NE(dynamic_cast<SmldLoss*>(
+                loss_for({"training.sde=vesde", "training.continuous=false"}).get()),
+            nullptr);
+  EXPECT_NE(dynamic_cast<DdpmLoss*>(
+                loss_for({"training.sde=vpsde", "training.continuous=false"}).get()),
+            nullptr);
+  EXPECT_NE(dynamic_cast<SsmLoss*>(loss_for({"training.sde=subvpsde", "training.loss=ssm_vr",
+                                             "training.ssm_projection=gaussian"})
+                                       .get()),
+            nullptr);
 
-  auto expect_error = [&](std::shared_ptr<const Sde> sde, const std::string& key) {
+  auto expect_error = [](const std::vector<std::string>& overrides, const std::string& key) {
     try {
-      make_loss(config, sde);
+      parse_config("{}", "test", overrides);
       ADD_FAILURE() << "expected scorch::Error mentioning " << key;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
     }
   };
-  expect_error(subvp, "training.continuous");
-  config.training.loss = "ddpm";
-  expect_error(ve, "training.sde");
-  config.training.loss = "dsm";
-  expect_error(vp, "training.continuous");
-  config.training.continuous = true;
-  config.training.loss = "ssm_vr";
-  config.training.ssm_projection = "gaussian";
-  EXPECT_NE(dynamic_cast<SsmLoss*>(make_loss(config, subvp).get()), nullptr);
-  config.training.ssm_projection = "sphere";
-  expect_error(subvp, "training.ssm_projection");
-  config.training.loss = "dsn";
-  expect_error(vp, "training.loss");
+  expect_error({"training.sde=subvpsde", "training.continuous=false"}, "training.continuous");
+  expect_error({"training.sde=vesde", "training.continuous=false", "training.loss=ddpm"},
+               "training.sde");
+  expect_error({"training.sde=vpsde", "training.continuous=false", "training.loss=dsm"},
+               "training.continuous");
+  expect_error({"training.loss=esm", "training.continuous=false"}, "training.continuous");
+  expect_error({"training.loss=ssm_vr", "training.ssm_projection=sphere"},
+               "training.ssm_projection");
+  expect_error({"training.loss=dsn"}, "training.loss");
+  expect_error({"training.timestep_sampler=loss_second_moment"}, "training.timestep_sampler");
 }
 
 TEST(QuartileStats, AccumulatesSumsAndCountsByQuartile) {

@@ -140,18 +140,19 @@ TEST(TimestepSampler, StateRoundTripsAndRejectsAnotherLevelCount) {
 }
 
 TEST(TimestepSampler, OnlyDiscreteLossesTakeOne) {
-  Config config;
-  config.training.timestep_sampler = "loss_second_moment";
-  config.training.continuous = true;
-  auto vp = std::make_shared<const VPSde>(0.1, 20.0, 8);
+  EXPECT_THROW(parse_config("{}", "test", {"training.timestep_sampler=loss_second_moment"}),
+               Error);  // continuous time: no levels to sample
+  const Config config =
+      parse_config("{}", "test", {"training.timestep_sampler=loss_second_moment",
+                                  "training.continuous=false", "model.num_scales=100"});
+  auto vp = make_sde(config);
   auto s = make_timestep_sampler(config, *vp);
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->num_levels(), 8);
-  EXPECT_THROW(make_loss(config, vp, s), Error);
-  config.training.continuous = false;
+  EXPECT_EQ(s->num_levels(), 100);
   EXPECT_NE(dynamic_cast<DdpmLoss*>(make_loss(config, vp, s).get()), nullptr);
-  config.training.timestep_sampler = "uniform";
-  EXPECT_EQ(make_timestep_sampler(config, *vp), nullptr);
+  Config uniform = config;
+  uniform.training.timestep_sampler = TimestepSamplerName::kUniform;
+  EXPECT_EQ(make_timestep_sampler(uniform, *vp), nullptr);
 }
 
 }  // namespace

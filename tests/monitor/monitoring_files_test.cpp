@@ -3,7 +3,7 @@
 // tests (tests/monitor/alerts_test.yml); the Grafana dashboard is valid JSON
 // with a fixed uid and a datasource variable, and every PromQL expression in it
 // and in the alert rules names only metrics that a live endpoint serves (or the
-// README documents as CUDA-only) plus Prometheus's `up`; the README's metrics
+// monitoring/README.md documents as CUDA-only) plus Prometheus's `up`; its metrics
 // table lists every metric the endpoint serves.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -80,9 +80,9 @@ std::set<std::string> exported_names() {
   return names;
 }
 
-// Metric names in the README's Monitoring table: rows "| `scorch_...` | ...".
+// Metric names in monitoring/README.md's metrics table: rows "| `scorch_...` | ...".
 std::set<std::string> documented_names() {
-  const std::string readme = read_file(kSource + "/README.md");
+  const std::string readme = read_file(kSource + "/monitoring/README.md");
   static const std::regex row(R"(\n\| `(scorch_[a-z_]+)`)");
   std::set<std::string> names;
   for (std::sregex_iterator it(readme.begin(), readme.end(), row), end; it != end; ++it)
@@ -109,7 +109,7 @@ void expect_known_metrics(const std::string& expr, const std::string& where,
 TEST(MonitoringFiles, ReadmeDocumentsEveryServedMetric) {
   const auto exported = exported_names();
   const auto documented = documented_names();
-  ASSERT_GE(documented.size(), 20u) << "README.md has no Monitoring metrics table";
+  ASSERT_GE(documented.size(), 20u) << "monitoring/README.md has no metrics table";
   int served = 0;
   for (const auto& name : exported) {
     if (name.rfind("scorch_", 0) != 0) continue;  // exposer_* self-metrics
@@ -117,12 +117,12 @@ TEST(MonitoringFiles, ReadmeDocumentsEveryServedMetric) {
                                 exported.count(std::regex_replace(name, std::regex("_(bucket|sum|count)$"), ""));
     if (histogram_part) continue;
     ++served;
-    EXPECT_TRUE(documented.count(name)) << name << " is served but not in README.md's table";
+    EXPECT_TRUE(documented.count(name)) << name << " is served but not in monitoring/README.md's table";
   }
   EXPECT_GE(served, 20);
   for (const auto& name : documented)
     EXPECT_TRUE(exported.count(name) || name.rfind("scorch_gpu_memory_", 0) == 0)
-        << name << " is in README.md's table but not served";
+        << name << " is in monitoring/README.md's table but not served";
 }
 
 TEST(MonitoringFiles, GrafanaDashboardIsValidAndReadsExportedMetrics) {

@@ -67,7 +67,7 @@ TEST(AnalyticCovariance, SamplesHaveTheMixtureMoments) {
 
 TEST(AnalyticCovariance, FromConfig) {
   Config c;
-  c.model.name = "analytic";
+  c.model.name = ModelName::kAnalytic;
   c.model.analytic_means = {0, 0, 4, 4};
   c.model.analytic_covariances = {1, 0, 0, 1, 2, 0.5, 0.5, 1};
   validate(c);

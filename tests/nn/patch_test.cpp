@@ -95,11 +95,11 @@ class GaussianByPositionImpl : public ScoreNetImpl {
 
 Config vp_config() {
   Config c;
-  c.training.sde = "vpsde";
+  c.training.sde = SdeKind::kVP;
   c.training.continuous = true;
-  c.sampling.method = "pc";
-  c.sampling.predictor = "euler_maruyama";
-  c.sampling.corrector = "none";
+  c.sampling.method = SamplingMethod::kPc;
+  c.sampling.predictor = Predictor::kEulerMaruyama;
+  c.sampling.corrector = Corrector::kNone;
   c.sampling.num_steps = 200;
   return c;
 }

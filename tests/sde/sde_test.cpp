@@ -331,7 +331,7 @@ TEST(Sde, ReverseDiscretizeMatchesReverseDiffusionPredictor) {
 
 TEST(MakeSde, BuildsFromConfigAndNamesBadKeys) {
   Config config;
-  config.training.sde = "vesde";
+  config.training.sde = SdeKind::kVE;
   config.model.sigma_min = 0.02;
   config.model.sigma_max = 90.0;
   config.model.num_scales = 2000;
@@ -339,29 +339,27 @@ TEST(MakeSde, BuildsFromConfigAndNamesBadKeys) {
   ASSERT_EQ(ve->kind(), SdeKind::kVE);
   EXPECT_EQ(ve->num_scales(), 2000);
   EXPECT_EQ(static_cast<const VESde&>(*ve).sigma_max(), 90.0);
-  config.training.sde = "subvpsde";
+  config.training.sde = SdeKind::kSubVP;
   EXPECT_EQ(make_sde(config)->kind(), SdeKind::kSubVP);
-  config.training.sde = "vpsde";
+  config.training.sde = SdeKind::kVP;
   config.model.beta_max = 15.0;
   auto vp = make_sde(config);
   ASSERT_EQ(vp->kind(), SdeKind::kVP);
   EXPECT_EQ(static_cast<const VPSde&>(*vp).beta_max(), 15.0);
 
-  config.training.sde = "vesdee";
-  try {
-    make_sde(config);
-    FAIL() << "expected scorch::Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("training.sde"), std::string::npos);
-  }
-  config.training.sde = "vesde";
-  config.model.sigma_max = 0.001;
-  try {
-    make_sde(config);
-    FAIL() << "expected scorch::Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model.sigma_max"), std::string::npos);
-  }
+  // Names and schedules are checked when the config is parsed.
+  auto expect_error = [](const std::vector<std::string>& overrides, const std::string& key) {
+    try {
+      parse_config("{}", "test", overrides);
+      FAIL() << "expected scorch::Error naming " << key;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  };
+  expect_error({"training.sde=vesdee"}, "training.sde");
+  expect_error({"training.sde=vesde", "model.sigma_max=0.001"}, "model.sigma_max");
+  expect_error({"training.sde=vpsde", "model.beta_min=0"}, "model.beta_min");
+  expect_error({"training.sde=vpsde", "model.num_scales=10"}, "model.beta_max");
 }
 
 }  // namespace

@@ -123,7 +123,7 @@ TEST(Optimizer, AdamWeightDecayIsL2InTheGradient) {
 TEST(Optimizer, AdamWDecaysDecoupled) {
   torch::Tensor w = param({2.0f});
   OptimConfig c = adam_config(0.01);
-  c.optimizer = "AdamW";
+  c.optimizer = OptimizerName::kAdamW;
   c.weight_decay = 0.5;
   Optimizer opt(params_of({{"w", w}}), c);
   set_grad(w, {0.1f});
@@ -165,7 +165,7 @@ TEST(Optimizer, ZeroGradZeroesGradients) {
 }
 
 TEST(Optimizer, StateRoundTripContinuesBitIdentically) {
-  for (const std::string kind : {"Adam", "AdamW"}) {
+  for (const OptimizerName kind : {OptimizerName::kAdam, OptimizerName::kAdamW}) {
     OptimConfig c = adam_config(0.05, 3, 0.5);
     c.optimizer = kind;
     c.weight_decay = 0.01;
@@ -223,9 +223,7 @@ TEST(Optimizer, LoadStateRejectsMismatches) {
 }
 
 TEST(Optimizer, RejectsUnknownOptimizer) {
-  OptimConfig c = adam_config();
-  c.optimizer = "SGD";
-  EXPECT_THROW(Optimizer(params_of({{"w", param({1.0f})}}), c), Error);
+  EXPECT_THROW(parse_config("{}", "test", {"optim.optimizer=SGD"}), Error);
 }
 
 }  // namespace

@@ -14,7 +14,7 @@ namespace {
 
 PrecisionConfig fp16(double initial = 1024, int64_t interval = 3) {
   PrecisionConfig c;
-  c.dtype = "fp16";
+  c.dtype = PrecisionDtype::kFp16;
   c.initial_scale = initial;
   c.growth_interval = interval;
   return c;
@@ -23,9 +23,9 @@ PrecisionConfig fp16(double initial = 1024, int64_t interval = 3) {
 TEST(Precision, AutocastDtypeFollowsTheConfigAndDevice) {
   PrecisionConfig c;
   EXPECT_FALSE(autocast_dtype(c, torch::kCPU).has_value());
-  c.dtype = "bf16";
+  c.dtype = PrecisionDtype::kBf16;
   EXPECT_EQ(autocast_dtype(c, torch::kCPU), torch::kBFloat16);
-  c.dtype = "fp16";  // LibTorch's CPU autocast has no float16
+  c.dtype = PrecisionDtype::kFp16;  // LibTorch's CPU autocast has no float16
   EXPECT_FALSE(autocast_dtype(c, torch::kCPU).has_value());
   EXPECT_EQ(autocast_dtype(c, torch::Device(torch::kCUDA, 0)), torch::kHalf);
 }

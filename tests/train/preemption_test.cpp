@@ -1,6 +1,7 @@
 // The preemption watch in a child process (GoogleTest death tests): the first
-// signal only sets the flag, a second one ends the process by the signal, and
-// the grace watchdog ends a process whose snapshot takes too long.
+// signal only sets the flag, a second one ends the process by the signal, the
+// grace watchdog ends a process whose snapshot takes too long, and a signal
+// held during start-up is taken over or delivered.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/signals.h"
 #include "train/preemption.h"
 
 namespace scorch {
@@ -57,6 +59,57 @@ TEST(PreemptionDeathTest, FinishedSnapshotStandsTheWatchdogDown) {
         std::exit(75);
       },
       ::testing::ExitedWithCode(75), "");
+}
+
+// Start-up (core/signals.h): main() holds the signals before anything slow
+// starts; the watch of `scorch train` takes a held signal over, and any other
+// held signal gets its own action once released.
+TEST(PreemptionDeathTest, SignalHeldDuringStartUpIsTakenOverByTheWatch) {
+  EXPECT_EXIT(
+      {
+        hold_signals();
+        std::raise(SIGUSR2);  // arrives while the process is still starting
+        PreemptionWatch watch({SIGUSR2, SIGTERM}, 0);
+        std::exit(watch.requested() && watch.signal() == SIGUSR2 ? 75 : 1);
+      },
+      ::testing::ExitedWithCode(75), "");
+}
+
+TEST(PreemptionDeathTest, HeldSignalTheWatchDoesNotTakeEndsTheProcess) {
+  EXPECT_EXIT(
+      {
+        hold_signals();
+        std::raise(SIGUSR1);
+        PreemptionWatch watch({SIGUSR2}, 0);  // not SIGUSR1: its default action, now
+        std::this_thread::sleep_for(std::chrono::seconds(5));
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGUSR1), "");
+}
+
+TEST(PreemptionDeathTest, ReleaseDeliversAHeldSignalToOtherCommands) {
+  EXPECT_EXIT(
+      {
+        hold_signals();
+        std::raise(SIGTERM);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // still alive: held
+        release_signals();
+        std::this_thread::sleep_for(std::chrono::seconds(5));
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGTERM), "");
+}
+
+TEST(PreemptionDeathTest, WithoutAHeldSignalReleaseChangesNothing) {
+  EXPECT_EXIT(
+      {
+        hold_signals();
+        release_signals();
+        struct sigaction now {};
+        sigaction(SIGUSR2, nullptr, &now);
+        std::exit(now.sa_handler == SIG_DFL ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST(Preemption, HandlersAreRestoredAfterTheWatch) {

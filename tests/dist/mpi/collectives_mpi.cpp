@@ -21,7 +21,7 @@ struct Mpi : ::testing::Test {
   static void SetUpTestSuite() {
     ASSERT_TRUE(launched_by_mpi()) << "run under mpirun";
     Config c;
-    c.dist.device = "cpu";
+    c.dist.device = DeviceName::kCpu;
     ctx = make_mpi_context(c);
     comm = make_communicator(ctx).release();
   }

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   Config config;
-  config.dist.device = "cpu";
+  config.dist.device = DeviceName::kCpu;
   const DistContext ctx = make_mpi_context(config);
   auto comm = make_mpi_communicator(ctx.rank == 0 ? 2.0 : 600.0);
   comm->barrier();  // both ranks are up: the 2 s count only the stall

@@ -1,0 +1,100 @@
+// The state of one training run and the phases Trainer::run goes through
+// (internal to src/train/): set-up and resume (trainer.cpp), one optimizer
+// step (train_step.cpp), and the after-step work of snapshots and in-training
+// evaluation (snapshots.cpp).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/config.h"
+#include "data/source.h"
+#include "dist/communicator.h"
+#include "dist/context.h"
+#include "dist/grad_sync.h"
+#include "eval/features.h"
+#include "eval/reference_stats.h"
+#include "losses/loss.h"
+#include "losses/timestep_sampler.h"
+#include "monitor/metrics.h"
+#include "nn/score_net.h"
+#include "sde/sde.h"
+#include "train/ema.h"
+#include "train/optimizer.h"
+#include "train/precision.h"
+#include "train/preemption.h"
+
+namespace scorch {
+
+// Everything one run holds; built by set-up, used by every phase.
+struct Run {
+  Config config;
+  std::filesystem::path workdir;
+  DistContext ctx;
+  std::unique_ptr<Communicator> comm;
+  std::shared_ptr<Sde> sde;
+  ScoreNet net;
+  std::unique_ptr<Loss> loss;
+  std::shared_ptr<TimestepSampler> timestep_sampler;  // training.timestep_sampler != uniform
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<Ema> ema;
+  std::unique_ptr<LossScaler> scaler;
+  std::unique_ptr<GradSync> sync;  // more than one rank
+  std::unique_ptr<DataSource> data;
+  std::optional<torch::ScalarType> autocast;
+  int64_t micro_batch = 0;  // rows per micro-batch on this rank
+  int64_t step = 0;
+  int64_t images_seen = 0;
+  std::string last_checkpoint;
+  int64_t last_checkpoint_step = -1;
+  std::unique_ptr<Metrics> metrics;  // monitor.enabled: this rank's Prometheus endpoint
+  // eval.freq > 0: the extractor and reference statistics, loaded once.
+  std::unique_ptr<FeatureExtractor> extractor;
+  std::optional<ReferenceStats> reference;
+  // Trainable parameters by name (for naming non-finite gradients).
+  std::vector<std::pair<std::string, torch::Tensor>> named_params;
+
+  int64_t share() const { return config.training.batch_size / ctx.world_size; }
+};
+
+// What one optimizer step found, after every rank agreed on it.
+struct StepOutcome {
+  QuartileStats quartiles;  // this step's loss sums over all ranks
+  double grad_norm = 0;     // before clipping
+  bool loss_finite = true;
+  bool finite = true;       // loss and gradients: the step was applied
+  bool preempt = false;     // some rank has a preemption request
+  double data_wait = 0;     // seconds waiting for this rank's batch
+  std::chrono::steady_clock::time_point start;
+};
+
+// One optimizer step at r.step (train_step.cpp): this rank's share of the
+// global batch in training.grad_accum micro-batches, the gradient all-reduce,
+// unscale and clip, one all-reduce of the loss statistics and the overflow and
+// preemption flags, then the optimizer and EMA unless the step is non-finite.
+// Does not advance r.step.
+StepOutcome train_step(Run& r, const PreemptionWatch& preemption);
+
+// Saves a checkpoint of the state at r.step (rank 0 writes; once per step).
+void save(Run& r);
+
+// EMA samples of the step (snapshots.cpp), drawn with the sampler
+// sampling.method names, as `scorch sample` draws them; written as a PNG
+// under samples/; 2-D data also gets its sliced-Wasserstein quality. Rank 0
+// only. Returns the quality JSON (empty for images).
+nlohmann::json snapshot_samples(Run& r);
+
+// eval.freq: FID/IS/KID of eval.freq_num_samples EMA samples (snapshots.cpp).
+// Every rank calls it; rank 0 gets the report and writes eval/.
+nlohmann::json evaluate_during_training(Run& r);
+
+// "00000123": the step as it appears in file and directory names.
+std::string step_name(int64_t step);
+
+}  // namespace scorch

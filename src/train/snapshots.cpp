@@ -1,0 +1,125 @@
+// The after-step work that samples the model during training: EMA sample
+// snapshots (training.snapshot_freq) through the same sampler dispatch as
+// `scorch sample` (sampling/sampler.h), and FID/IS/KID at eval.freq through
+// the same path as `scorch eval --workdir` (eval/model_eval.h).
+#include <algorithm>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/image.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "eval/model_eval.h"
+#include "eval/toy_quality.h"
+#include "nn/score_model.h"
+#include "sampling/sampler.h"
+#include "train/run.h"
+
+namespace scorch {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kSampleStream = 0x5A3E;
+
+// Swaps the first EMA's weights into the network (eval mode) for the scope.
+class EmaWeightsScope {
+ public:
+  explicit EmaWeightsScope(Run& r) : r_(r) {
+    r_.ema->store(*r_.net);
+    r_.ema->copy_to(*r_.net, r_.ema->default_name());
+    r_.net->eval();
+  }
+  ~EmaWeightsScope() {
+    r_.net->train();
+    r_.ema->restore(*r_.net);
+  }
+  EmaWeightsScope(const EmaWeightsScope&) = delete;
+  EmaWeightsScope& operator=(const EmaWeightsScope&) = delete;
+
+ private:
+  Run& r_;
+};
+
+// n samples in sampling.batch_size batches, on the CPU.
+torch::Tensor draw_samples(Run& r, int64_t n) {
+  const auto& c = r.config;
+  std::vector<int64_t> shape{0};
+  for (int64_t d : sample_shape(c)) shape.push_back(d);
+  seed_streams(c.seed, kSampleStream, r.step);
+  const auto score = make_score_fn(r.net, r.sde, c.training.continuous);
+  const auto options = torch::TensorOptions().device(r.ctx.device);
+  torch::Tensor x;
+  for (int64_t done = 0; done < n;) {
+    const int64_t b = std::min(c.sampling.batch_size, n - done);
+    shape[0] = b;
+    auto part = sample_from_config(c, *r.sde, score, shape, options).x.cpu();
+    x = x.defined() ? torch::cat({x, part}) : part;
+    done += b;
+  }
+  return x;
+}
+
+}  // namespace
+
+nlohmann::json snapshot_samples(Run& r) {
+  const auto& c = r.config;
+  const int64_t n =
+      c.training.snapshot_num_samples > 0 ? c.training.snapshot_num_samples : c.sampling.batch_size;
+  const auto dir = r.workdir / "samples" / ("iter_" + step_name(r.step));
+  fs::create_directories(dir);
+  torch::Tensor x;
+  {
+    EmaWeightsScope ema(r);
+    x = draw_samples(r, n);
+  }
+
+  nlohmann::json quality;
+  if (is_image_data(c)) {
+    auto images = inverse_scale_data(x, c.data.centered).clamp(0, 1);
+    write_png((dir / "samples.png").string(),
+              image_grid(images.narrow(0, 0, std::min<int64_t>(n, 64))));
+  } else if (!is_toy_data(c)) {  // vectors from a dataset: a plot of 2-D ones
+    if (x.size(1) == 2) write_png((dir / "samples.png").string(), scatter_plot(x));
+  } else {
+    const auto q = toy_quality(c, x);
+    quality = to_json(q);
+    quality["step"] = r.step;
+    // EMA samples in blue over held-out data in grey.
+    write_png((dir / "samples.png").string(), scatter_plot(x, toy_held_out(c, n)));
+    write_file_atomic((dir / "quality.json").string(), quality.dump(2) + "\n");
+    write_file_atomic((r.workdir / "eval" / "quality.json").string(), quality.dump(2) + "\n");
+  }
+  log_info("snapshot at step ", r.step, ": ", dir.string(),
+           quality.empty() ? "" : " swd=" + std::to_string(quality["swd"].get<double>()));
+  return quality;
+}
+
+// Drawn on every rank with per-sample noise: the same images at every
+// evaluation and on any number of ranks, so the curve shows the model, not
+// the noise. Rank 0 writes the report to eval/ (the caller logs it).
+nlohmann::json evaluate_during_training(Run& r) {
+  const auto& c = r.config;
+  torch::NoGradGuard no_grad;
+  SampleEvalOptions o;
+  o.num = c.eval.freq_num_samples;
+  o.batch_size = c.sampling.batch_size;
+  o.seed = c.seed;
+  o.progress = false;
+  nlohmann::json report;
+  {
+    EmaWeightsScope ema(r);
+    report = evaluate_model(c, r.sde, r.net, r.ctx.device, *r.extractor, *r.reference, *r.comm, o);
+  }
+  if (!r.ctx.is_main()) return report;
+  report["step"] = r.step;
+  report["ema"] = r.ema->default_name();
+  write_file_atomic((r.workdir / "eval" / ("eval_" + step_name(r.step) + ".json")).string(),
+                    report.dump(2) + "\n");
+  log_info("eval at step ", r.step, ": FID ", report["fid"].dump(), ", IS ",
+           report["inception_score"].dump(), ", KID ", report["kid"].dump(), " (", o.num,
+           " EMA samples, ", report["seconds"].get<double>(), " s)");
+  return report;
+}
+
+}  // namespace scorch
