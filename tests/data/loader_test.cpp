@@ -6,11 +6,11 @@
 #include <map>
 #include <set>
 
-#include "cli/cli_util.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "data/loader.h"
 #include "data/shard_writer.h"
+#include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch {
 namespace {

@@ -6,9 +6,11 @@
 
 #include <filesystem>
 
-#include "cli/cli_util.h"
 #include "data_tools/convert.h"
-#include "dataset_testing.h"
+#include "testing/conversion.h"    // defines: convert_options, read_dataset
+#include "testing/expect_error.h"  // defines: expect_error
+#include "testing/files.h"         // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"      // defines: TempDir
 
 namespace scorch::testing {
 namespace {

@@ -6,9 +6,12 @@
 
 #include <filesystem>
 
-#include "cli/cli_util.h"
 #include "data_tools/convert.h"
-#include "dataset_testing.h"
+#include "testing/conversion.h"    // defines: convert_options, read_dataset
+#include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
+#include "testing/expect_error.h"  // defines: expect_error
+#include "testing/files.h"         // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"      // defines: TempDir
 
 namespace scorch::testing {
 namespace {
@@ -207,9 +210,10 @@ TEST(IdxConvert, ExistingOutputNeedsOverwriteAndSurvivesFailure) {
 
 // The installed Fashion-MNIST (Debian's dataset-fashion-mnist), test split.
 TEST(IdxConvert, RealFashionMnistTestSplit) {
-  const fs::path dir = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(dir / "t10k-images-idx3-ubyte.gz"))
-    GTEST_SKIP() << dir << " is not installed (apt install dataset-fashion-mnist)";
+  const fs::path dir = kFashionMnistDir;
+  SCORCH_REQUIRE_OR_SKIP(
+      fs::exists(dir / "t10k-images-idx3-ubyte.gz"),
+      (dir / "t10k-images-idx3-ubyte.gz").string() + " (Debian package dataset-fashion-mnist)");
   TempDir tmp("idx_fashion");
   auto o = convert_options("idx", dir.string(), (tmp.path / "fashion").string());
   o.split = "test";

@@ -12,10 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "cli/cli_util.h"
 #include "core/error.h"
-#include "monitor/http_util.h"
 #include "monitor/scrape_targets.h"
+#include "testing/files.h"     // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/http.h"      // defines: http_get, PortHolder, free_port_range
+#include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch::testing {
 namespace {

@@ -12,9 +12,10 @@
 #include <regex>
 #include <set>
 
-#include "cli/cli_util.h"
-#include "monitor/http_util.h"
 #include "monitor/metrics.h"
+#include "testing/command.h"  // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/files.h"    // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/http.h"     // defines: http_get, PortHolder, free_port_range
 
 namespace scorch::testing {
 namespace {

@@ -17,8 +17,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "cli/cli_util.h"
-#include "monitor/http_util.h"
+#include "testing/command.h"   // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/files.h"     // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/http.h"      // defines: http_get, PortHolder, free_port_range
+#include "testing/temp_dir.h"  // defines: TempDir
 
 extern char** environ;
 

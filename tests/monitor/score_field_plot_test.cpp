@@ -12,8 +12,10 @@
 #include <sstream>
 #include <vector>
 
-#include "cli/cli_util.h"
 #include "core/error.h"
+#include "testing/command.h"   // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/files.h"     // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch::testing {
 namespace {

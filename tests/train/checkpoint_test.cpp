@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
 
 namespace scorch {
 namespace {
@@ -220,7 +221,8 @@ TEST_F(CheckpointTest, PythonTorchLoadReadsIt) {
       break;
     }
   }
-  if (python.empty()) GTEST_SKIP() << "no python3 with torch";
+  SCORCH_REQUIRE_OR_SKIP(!python.empty(),
+                         "a python3 that imports torch (Debian package python3-torch)");
   const std::string path = checkpoint_path(dir(), 42);
   CheckpointData d = sample_data(42);
   d.model["net.0.bias"] = torch::tensor({1.5f, -2.0f, 0.25f, 4.0f});

@@ -14,7 +14,9 @@
 #include <random>
 #include <thread>
 
-#include "cli/cli_util.h"
+#include "testing/command.h"   // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/files.h"     // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"  // defines: TempDir
 #include "train/checkpoint.h"
 
 namespace scorch::testing {

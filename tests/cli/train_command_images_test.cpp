@@ -5,7 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
+#include "testing/command.h"   // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch::testing {
 namespace {

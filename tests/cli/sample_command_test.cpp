@@ -6,8 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
-#include "cli/vector_data.h"  // defines: read_vectors
+#include "testing/command.h"      // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/temp_dir.h"     // defines: TempDir
+#include "testing/vector_data.h"  // defines: read_vectors
 
 namespace scorch::testing {
 namespace {

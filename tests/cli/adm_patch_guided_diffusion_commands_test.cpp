@@ -9,9 +9,11 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
-#include "cli/vector_data.h"  // defines: read_vectors
 #include "data_tools/npz.h"
+#include "testing/command.h"       // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
+#include "testing/temp_dir.h"      // defines: TempDir
+#include "testing/vector_data.h"   // defines: read_vectors
 
 namespace scorch::testing {
 namespace {
@@ -95,13 +97,12 @@ TEST(ModelZooCli, AdmTrainsAndSamplesThreeDimensionalSignals) {
   EXPECT_FALSE(fs::exists(tmp.path / "bad" / "checkpoints"));
 }
 
-const std::string kFashion = "/usr/share/datasets/fashion-mnist";
-
 TEST(ModelZooCli, PatchModelTrainsOnCropsAndSamplesWholeImages) {
-  if (!fs::exists(kFashion)) GTEST_SKIP() << kFashion << " is missing (apt-get install dataset-fashion-mnist)";
+  SCORCH_REQUIRE_OR_SKIP(fs::exists(kFashionMnistDir),
+                         kFashionMnistDir + " (Debian package dataset-fashion-mnist)");
   TempDir tmp("patch16");
   const auto data = (tmp.path / "fmnist").string(), w = (tmp.path / "run").string();
-  auto r = run_scorch("data convert --from idx --input " + kFashion +
+  auto r = run_scorch("data convert --from idx --input " + kFashionMnistDir +
                       " --split test --limit 64 --out " + data);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = run_scorch("train --json --workdir " + w + " --config " + config("fashion_mnist/patch16") +

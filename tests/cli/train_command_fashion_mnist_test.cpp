@@ -6,14 +6,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
+#include "testing/command.h"       // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
+#include "testing/files.h"         // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"      // defines: TempDir
 
 namespace scorch::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-const std::string kFashion = "/usr/share/datasets/fashion-mnist";
 
 // A tiny NCSN++ so a step takes a fraction of a second on the CPU.
 const std::string kTiny =
@@ -32,15 +33,16 @@ std::vector<nlohmann::json> log_lines(const fs::path& workdir) {
 class FashionMnist : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!fs::exists(kFashion)) return;
+    if (!fs::exists(kFashionMnistDir)) return;  // SetUp skips or fails each test
     dir_ = new TempDir("fashion");
-    auto r = run_scorch("data convert --from idx --input " + kFashion + " --split test --limit 300 " +
-                        "--shard-size 128 --out " + data());
+    auto r = run_scorch("data convert --from idx --input " + kFashionMnistDir +
+                        " --split test --limit 300 --shard-size 128 --out " + data());
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() { delete dir_; }
   void SetUp() override {
-    if (!fs::exists(kFashion)) GTEST_SKIP() << kFashion << " is missing (apt-get install dataset-fashion-mnist)";
+    SCORCH_REQUIRE_OR_SKIP(fs::exists(kFashionMnistDir),
+                           kFashionMnistDir + " (Debian package dataset-fashion-mnist)");
   }
   static std::string data() { return (dir_->path / "fmnist").string(); }
   static std::string config(const std::string& name) {

@@ -7,8 +7,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
-#include "dataset_testing.h"
+#include "testing/command.h"       // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/conversion.h"    // defines: convert_options, read_dataset
+#include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
+#include "testing/files.h"         // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"      // defines: TempDir
 
 namespace scorch::testing {
 namespace {
@@ -84,8 +87,8 @@ TEST(DataConvertCli, JsonResultAndSummaryLine) {
 // first image's pixel sum computed here from the input.
 TEST(ReadShardsPy, ReadsAConvertedDataset) {
   const std::string python = "/usr/bin/python3";
-  if (std::system((python + " -c 'import h5py' 2>/dev/null").c_str()) != 0)
-    GTEST_SKIP() << python << " has no h5py (apt install python3-h5py)";
+  SCORCH_REQUIRE_OR_SKIP(std::system((python + " -c 'import h5py' 2>/dev/null").c_str()) == 0,
+                         "h5py for " + python + " (Debian package python3-h5py)");
   TempDir tmp("read_shards");
   const auto pixels = write_mnist(tmp.path / "in", 7, 3, 5, 2);
   auto o = convert_options("idx", (tmp.path / "in").string(), (tmp.path / "out").string());

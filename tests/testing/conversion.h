@@ -1,24 +1,31 @@
-// Helpers for the converter tests: read a converted dataset back with the
-// plain HDF5 C API (independently of the writer's own code), write small
-// input files, and check that a conversion fails with a given message.
+// A conversion into the sharded format as the converter tests run it: the
+// options for a quiet one, and the converted dataset read back with the plain
+// HDF5 C API, independently of the writer's own code.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "data_tools/convert.h"
 
 namespace scorch::testing {
+
+// Options for a quiet conversion.
+inline data_tools::ConvertOptions convert_options(const std::string& from, const std::string& input,
+                                                  const std::string& out) {
+  data_tools::ConvertOptions o;
+  o.from = from;
+  o.input = input;
+  o.out = out;
+  o.progress = false;
+  return o;
+}
 
 // Everything in a dataset directory, shards concatenated in manifest order.
 struct DatasetContents {
@@ -81,56 +88,6 @@ inline DatasetContents read_dataset(const std::filesystem::path& dir) {
     d.count += static_cast<int64_t>(dims.at(0));
   }
   return d;
-}
-
-inline void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  std::filesystem::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-inline std::string as_string(const std::vector<uint8_t>& v) {
-  return std::string(v.begin(), v.end());
-}
-
-// n deterministic pseudo-random bytes (seeded).
-inline std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(gen() & 0xff);
-  return v;
-}
-
-// Options for a quiet conversion.
-inline data_tools::ConvertOptions convert_options(const std::string& from, const std::string& input,
-                                                  const std::string& out) {
-  data_tools::ConvertOptions o;
-  o.from = from;
-  o.input = input;
-  o.out = out;
-  o.progress = false;
-  return o;
-}
-
-// Expects `fn` to throw scorch::Error whose message holds every one of `parts`.
-inline void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no scorch::Error thrown; expected one mentioning " << parts.at(0);
-  } catch (const scorch::Error& e) {
-    const std::string message = e.what();
-    for (const auto& p : parts)
-      EXPECT_NE(message.find(p), std::string::npos) << "'" << p << "' not in: " << message;
-  }
-}
-
-// The sorted names in `dir` (to check that no temporary directory was left).
-inline std::vector<std::string> entries(const std::filesystem::path& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 }  // namespace scorch::testing

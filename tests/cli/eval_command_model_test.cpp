@@ -8,10 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
-#include "cli/detector.h"
 #include "data/shard_writer.h"
 #include "data/sharded_dataset.h"
+#include "testing/command.h"       // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
+#include "testing/detector.h"      // defines: save_detector, features_of
+#include "testing/files.h"         // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"      // defines: TempDir
 
 namespace scorch::testing {
 namespace {
@@ -157,8 +160,8 @@ TEST(EvalModel, BadInvocationsAreNamed) {
 // test split well, loads as a feature extractor, and scores the test split
 // against the training statistics far better than noise.
 TEST(Classifier, TrainsOnFashionMnistAndServesAsExtractor) {
-  const std::string fashion = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(fashion)) GTEST_SKIP() << fashion << " is missing (apt-get install dataset-fashion-mnist)";
+  const std::string fashion = kFashionMnistDir;
+  SCORCH_REQUIRE_OR_SKIP(fs::exists(fashion), fashion + " (Debian package dataset-fashion-mnist)");
   TempDir dir("classifier");
   const auto train = dir.path / "train", test = dir.path / "test", clf = dir.path / "clf.pt";
   auto r = run_scorch("data convert --from idx --input " + fashion + " --split train --limit 6000 --out " +

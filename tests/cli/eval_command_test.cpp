@@ -10,10 +10,11 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_util.h"
-#include "cli/detector.h"
 #include "data/shard_writer.h"
 #include "eval/metrics.h"
+#include "testing/command.h"   // defines: run_scorch, run_command, mpirun_scorch
+#include "testing/detector.h"  // defines: save_detector, features_of
+#include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch::testing {
 namespace {

@@ -6,11 +6,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cli/cli_util.h"
 #include "core/error.h"
 #include "data/checksum.h"
 #include "data/shard_writer.h"
 #include "data/sharded_dataset.h"
+#include "testing/files.h"     // defines: read_file, write_bytes, random_bytes, entries
+#include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch {
 namespace {

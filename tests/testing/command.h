@@ -1,8 +1,9 @@
-// Helpers for tests that run the scorch binary: run a command line and
-// capture its exit code and combined output; fresh temporary directories.
+// Runs a command line, or the scorch binary (alone or under mpirun), and
+// captures its exit code and output, stdout apart from stderr.
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -54,26 +55,5 @@ inline CommandResult mpirun_scorch(int ranks, const std::string& args) {
   return run_command(mpirun_scorch_command(ranks) + " " + args);
 }
 #endif
-
-// A new empty directory under the system temp dir, removed by the destructor.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    path = std::filesystem::temp_directory_path() /
-           ("scorch_" + tag + "_" + std::to_string(::getpid()) + "_" +
-            std::to_string(reinterpret_cast<uintptr_t>(this)));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
-
-inline std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace scorch::testing
