@@ -28,6 +28,7 @@ struct Field {
   double min = -kInf;  // numbers (each element for lists)
   double max = kInf;
   std::vector<std::string> choices;  // strings; empty = free text
+  bool float32 = true;  // real numbers: must be representable in float32 (see check_range)
 };
 
 template <typename S, typename T>
@@ -330,8 +331,11 @@ const std::vector<Field>& fields() {
 
     t.e("precision.dtype", &C::precision, &PrecisionConfig::dtype,
         "fp32 | bf16 | fp16 (autocast; weights, optimizer and EMA stay float32)");
+    // A scale past float32's range overflows the first steps, which are skipped
+    // while the scale backs off (as GradScaler's): a finite double is enough.
     t.d("precision.initial_scale", &C::precision, &PrecisionConfig::initial_scale,
-        "fp16: initial dynamic loss scale", 1e-30);
+        "fp16: initial dynamic loss scale", 1e-30)
+        .float32 = false;
     t.i("precision.growth_interval", &C::precision, &PrecisionConfig::growth_interval,
         "fp16: finite steps in a row before the scale grows", 1);
     t.d("precision.growth_factor", &C::precision, &PrecisionConfig::growth_factor,
@@ -422,13 +426,14 @@ T convert_scalar(const YAML::Node& node, const std::string& origin, const Field&
 }
 
 // Every number becomes a float32 tensor value or a factor of one somewhere
-// (a learning rate, a noise level, a loss scale), so beyond its own range a
-// real-valued key must be finite and representable in float32.
+// (a learning rate, a noise level), so beyond its own range a real-valued key
+// must be finite and representable in float32, unless its use handles
+// overflow itself (Field::float32 = false: the fp16 loss scale backs off).
 constexpr double kFloat32Max = std::numeric_limits<float>::max();
 
 void check_range(double v, const std::string& origin, const Field& f) {
   const bool real = f.kind == 'd' || f.kind == 'D';
-  if (real && std::isfinite(v) && std::abs(v) > kFloat32Max) {
+  if (real && f.float32 && std::isfinite(v) && std::abs(v) > kFloat32Max) {
     std::ostringstream m;
     m << origin << ": key '" << f.path << "' = " << v
       << " is out of range; it must be representable in float32 (|value| <= " << kFloat32Max
@@ -682,7 +687,7 @@ std::string allowed_text(const Field& f) {
     m << ">= " << f.min;
   else if (f.max != kInf)
     m << "<= " << f.max;
-  if (real) m << (m.tellp() > 0 ? ", " : "") << "finite float32";
+  if (real) m << (m.tellp() > 0 ? ", " : "") << (f.float32 ? "finite float32" : "finite");
   return m.str();
 }
 

@@ -166,6 +166,9 @@ TEST(Config, EveryNumberIsCheckedAgainstTheRangeItsUseNeeds) {
     const bool integer = key.type == "integer" || key.type == "list of integers";
     for (const std::string v : {"1.0e+308", "-1.0e+308", "3.5e+38", "1e30", ".nan", ".inf"}) {
       if (v == "1e30" && !integer) continue;  // a float32 value: the key's own range decides
+      // The fp16 loss scale may start past float32: overflowing steps are
+      // skipped while it backs off (DistributedTrain.Fp16LossScaling...).
+      if (key.path == "precision.initial_scale" && (v == "1.0e+308" || v == "3.5e+38")) continue;
       const std::string value = list ? "[" + v + "]" : v;
       const auto msg = error_of([&] { parse_config("", "x", {key.path + "=" + value}); });
       EXPECT_NE(msg.find(key.path), std::string::npos)

@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "testing/expect_error.h"  // defines: testing::expect_error
 
 namespace scorch {
 namespace {
@@ -349,12 +350,7 @@ TEST(MakeSde, BuildsFromConfigAndNamesBadKeys) {
 
   // Names and schedules are checked when the config is parsed.
   auto expect_error = [](const std::vector<std::string>& overrides, const std::string& key) {
-    try {
-      parse_config("{}", "test", overrides);
-      FAIL() << "expected scorch::Error naming " << key;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
-    }
+    testing::expect_error([&] { parse_config("{}", "test", overrides); }, {key});
   };
   expect_error({"training.sde=vesdee"}, "training.sde");
   expect_error({"training.sde=vesde", "model.sigma_max=0.001"}, "model.sigma_max");
