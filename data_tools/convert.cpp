@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "data_tools/converters.h"
@@ -96,14 +95,6 @@ Manifest DatasetSink::finish() {
 
 int64_t samples_to_convert(const ConvertOptions& options, int64_t available) {
   return options.limit > 0 ? std::min(options.limit, available) : available;
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
 }
 
 std::string absolute_path(const std::string& path) {

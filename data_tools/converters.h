@@ -51,9 +51,6 @@ class DatasetSink {
 // Samples to convert out of `available`: all, or the first options.limit.
 int64_t samples_to_convert(const ConvertOptions& options, int64_t available);
 
-// "[60000, 28, 28]"
-std::string shape_string(const std::vector<int64_t>& shape);
-
 // The absolute, normalised form of `path` (for messages and manifests).
 std::string absolute_path(const std::string& path);
 

@@ -1,13 +1,13 @@
 // scorch data: dataset tools. convert (data_convert_command.cpp) writes the
 // sharded format; verify checks a dataset against its manifest, reporting
-// every problem; inspect summarises it and writes a grid of its first images.
-#include <filesystem>
+// every problem; inspect (data/inspect.h) summarises it and writes a grid of
+// its first images.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/image.h"
+#include "data/inspect.h"
 #include "data/sharded_dataset.h"
 
 namespace scorch::cli {
@@ -63,8 +63,8 @@ void add_verify(CLI::App& data, std::function<int()>& run) {
 
 void add_inspect(CLI::App& data, std::function<int()>& run) {
   struct Args {
-    std::string dir, grid;
-    int64_t num = 64;
+    std::string dir;
+    InspectOptions options;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -72,99 +72,20 @@ void add_inspect(CLI::App& data, std::function<int()>& run) {
       "inspect", "Summarise a dataset (counts, shape, class histogram, pixel statistics) and "
                  "write a PNG grid of its first images (a scatter plot for 2-D vectors)");
   cmd->add_option("dir", args->dir, "dataset directory")->required();
-  cmd->add_option("--grid", args->grid,
+  cmd->add_option("--grid", args->options.preview,
                   "PNG to write; default <dataset name>-preview.png in the current directory");
-  cmd->add_option("--num", args->num, "images in the grid (points in the plot: 50x)")
+  cmd->add_option("--num", args->options.preview_samples,
+                  "images in the grid (points in the plot: 50x)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print the summary as one JSON object on stdout");
   cmd->callback([&run, args] {
     run = [args] {
-      namespace fs = std::filesystem;
-      ShardedDataset d(args->dir, {/*checksums=*/false});
-      const auto& m = d.manifest();
-      // Class histogram.
-      std::vector<int64_t> hist(static_cast<size_t>(m.num_classes), 0);
-      if (m.has_labels)
-        for (int64_t i = 0; i < d.size(); ++i) hist[d.label(i)] += 1;
-      // Statistics over up to 10,000 evenly spaced samples.
-      const int64_t stats_n = std::min<int64_t>(d.size(), 10000);
-      std::vector<uint8_t> raw(static_cast<size_t>(d.sample_bytes()));
-      torch::Tensor stats_x;
-      const bool images = m.kind == SampleKind::kImages;
-      const int64_t feat = images ? m.sample_shape[2] : m.sample_shape[0];
-      std::vector<torch::Tensor> rows;
-      for (int64_t k = 0; k < stats_n; ++k) {
-        d.read(k * d.size() / stats_n, raw.data());
-        auto t = images ? torch::from_blob(raw.data(), {d.sample_bytes() / feat, feat}, torch::kUInt8)
-                              .to(torch::kDouble) / 255.0
-                        : torch::from_blob(raw.data(), {1, feat}, torch::kFloat).to(torch::kDouble);
-        rows.push_back(t);
-      }
-      auto all = torch::cat(rows);
-      auto mean = all.mean(0), std = all.std(0);
-
-      // Preview.
-      std::string grid = args->grid;
-      if (grid.empty())
-        grid = fs::path(args->dir).lexically_normal().filename().string() + "-preview.png";
-      if (grid == "-preview.png")
-        grid = fs::path(args->dir).lexically_normal().parent_path().filename().string() +
-               "-preview.png";
-      if (images) {
-        const int64_t n = std::min(args->num, d.size());
-        const int64_t h = m.sample_shape[0], w = m.sample_shape[1], c = m.sample_shape[2];
-        auto batch = torch::empty({n, h, w, c}, torch::kUInt8);
-        for (int64_t i = 0; i < n; ++i) d.read(i, batch[i].data_ptr());
-        write_png(grid, image_grid(batch.permute({0, 3, 1, 2}).to(torch::kFloat) / 255.0));
-      } else if (feat >= 2) {
-        const int64_t n = std::min(args->num * 50, d.size());
-        auto pts = torch::empty({n, feat}, torch::kFloat);
-        for (int64_t i = 0; i < n; ++i) d.read(i, pts[i].data_ptr());
-        write_png(grid, scatter_plot(pts.narrow(1, 0, 2).contiguous()));
-      }
-
-      nlohmann::json j = to_json(m);
-      j.erase("shards");
-      j["num_shards"] = m.shards.size();
-      int64_t bytes = 0;
-      for (const auto& s : m.shards) bytes += s.bytes;
-      j["bytes"] = bytes;
-      j["class_counts"] = hist;
-      j["mean"] = std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + feat);
-      j["std"] = std::vector<double>(std.data_ptr<double>(), std.data_ptr<double>() + feat);
-      j["stats_samples"] = stats_n;
-      j["preview"] = (images || feat >= 2) ? grid : "";
-      if (args->json) {
-        std::cout << j.dump() << std::endl;
-        return static_cast<int>(kExitOk);
-      }
-      auto& out = std::cout;
-      out << "dataset      " << args->dir << " (format " << kShardFormatName << " v"
-          << m.format_version << ")\n";
-      out << "samples      " << m.num_samples << " " << m.describe() << ", split '" << m.split
-          << "'\n";
-      out << "shards       " << m.shards.size() << " of up to " << m.shard_size << " samples, "
-          << bytes / 1e6 << " MB, compression " << m.compression;
-      if (m.compression == "gzip") out << " level " << m.compression_level;
-      out << "\nsource       " << m.source << "\ncreated      " << m.created << "\n";
-      out << (images ? "pixel mean   " : "mean         ");
-      for (int64_t k = 0; k < feat && k < 16; ++k) out << mean[k].item<double>() << " ";
-      out << (images ? "(per channel, [0, 1])" : "") << "\n";
-      out << (images ? "pixel std    " : "std          ");
-      for (int64_t k = 0; k < feat && k < 16; ++k) out << std[k].item<double>() << " ";
-      out << "\n";
-      if (m.has_labels) {
-        out << "classes      " << m.num_classes << "\n";
-        for (int64_t k = 0; k < m.num_classes; ++k) {
-          out << "  " << k;
-          if (!m.class_names.empty()) out << " " << m.class_names[k];
-          out << ": " << hist[k] << " (" << 100.0 * hist[k] / m.num_samples << "%)\n";
-        }
-      } else {
-        out << "labels       none\n";
-      }
-      if (!j["preview"].get<std::string>().empty()) out << "preview      " << grid << "\n";
+      const DatasetSummary summary = inspect_dataset(args->dir, args->options);
+      if (args->json)
+        std::cout << to_json(summary).dump() << std::endl;
+      else
+        std::cout << summary_text(summary);
       return static_cast<int>(kExitOk);
     };
   });

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "core/error.h"
 #include "core/progress.h"
@@ -74,12 +75,17 @@ bool pread_all(int fd, void* dst, size_t count, uint64_t offset) {
   return true;
 }
 
-}  // namespace
+// ---------------------------------------------------------------------------
+// Opening: the manifest, then each shard in a fixed sequence of checks. A
+// check that fails returns its problem (the caller prefixes the shard's path)
+// and the shard's remaining checks are skipped; the other shards go on.
 
-std::vector<std::string> ShardedDataset::open(const std::string& dir,
-                                              const DatasetCheckOptions& options) {
-  dir_ = dir;
-  std::vector<std::string> problems;
+using Shard = ShardedDataset::Shard;
+using Problem = std::optional<std::string>;  // what is wrong, or nothing
+
+// Reads and checks `dir`/manifest.json into *manifest (as far as it could be
+// read). Returns every problem; empty if none.
+std::vector<std::string> load_manifest(const std::string& dir, Manifest* manifest) {
   std::error_code ec;
   if (!fs::exists(dir, ec))
     return {"dataset directory '" + dir +
@@ -92,28 +98,299 @@ std::vector<std::string> ShardedDataset::open(const std::string& dir,
     return {"dataset directory '" + dir + "' has no " + kManifestFile +
             "; it is not a Scorch dataset (create one with `scorch data convert`)"};
   nlohmann::json j;
-  {
-    std::ifstream in(manifest_path);
-    if (!in.good()) return {"cannot read '" + manifest_path + "': " + std::strerror(errno)};
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      return {"'" + manifest_path + "' is not valid JSON: " + e.what()};
-    }
+  std::ifstream in(manifest_path);
+  if (!in.good()) return {"cannot read '" + manifest_path + "': " + std::strerror(errno)};
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    return {"'" + manifest_path + "' is not valid JSON: " + e.what()};
   }
-  manifest_ = manifest_from_json(j, manifest_path, &problems);
-  if (!problems.empty()) return problems;
+  std::vector<std::string> problems;
+  *manifest = manifest_from_json(j, manifest_path, &problems);
+  return problems;
+}
 
-  const auto& m = manifest_;
+// The shard file against its manifest entry: present, openable (s->fd), of
+// the listed size and, when `checksums`, of the listed SHA-256.
+Problem open_shard_file(const ShardEntry& entry, bool checksums, Shard* s, int64_t* file_size) {
+  struct stat st {};
+  if (::stat(s->path.c_str(), &st) != 0)
+    return errno == ENOENT ? "missing (the manifest lists it with " +
+                                 std::to_string(entry.num_samples) + " samples)"
+                           : std::string("cannot stat: ") + std::strerror(errno);
+  s->fd = ::open(s->path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (s->fd < 0) return std::string("cannot open for reading: ") + std::strerror(errno);
+  *file_size = static_cast<int64_t>(st.st_size);
+  if (*file_size < entry.bytes)
+    return "truncated: " + std::to_string(*file_size) + " bytes, the manifest says " +
+           std::to_string(entry.bytes);
+  if (*file_size != entry.bytes)
+    return "size is " + std::to_string(*file_size) + " bytes, the manifest says " +
+           std::to_string(entry.bytes) + " (the file was changed after it was written)";
+  if (checksums) {
+    const auto sha = sha256_file(s->path);
+    if (sha != entry.sha256)
+      return "checksum mismatch: SHA-256 " + sha + ", the manifest says " + entry.sha256 +
+             " (the file is damaged or was replaced)";
+  }
+  return std::nullopt;
+}
+
+// The shard's 'format' and 'format_version' attributes.
+Problem check_shard_format(hid_t file) {
+  const auto format = h5::string_attribute(file, "format");
+  if (format != kShardFormatName)
+    return "not a Scorch shard: its 'format' attribute is '" + format + "', expected '" +
+           kShardFormatName + "'";
+  const auto version = h5::int_attribute(file, "format_version", -1);
+  if (version < 1 || version > kShardFormatVersion)
+    return "format_version " + std::to_string(version) + " is not supported (this build reads " +
+           std::to_string(kShardFormatVersion) + ")";
+  return std::nullopt;
+}
+
+// Opens the samples dataset ('images' or 'vectors', as the manifest says)
+// into *dset and checks its dtype, rank, sample shape and sample count.
+Problem open_samples(hid_t file, const Manifest& m, const ShardEntry& entry, h5::Handle* dset) {
   const bool images = m.kind == SampleKind::kImages;
+  const char* name = sample_kind_name(m.kind);
+  const char* other = sample_kind_name(images ? SampleKind::kVectors : SampleKind::kImages);
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+    return std::string("has no '") + name + "' dataset" +
+           (H5Lexists(file, other, H5P_DEFAULT) > 0
+                ? std::string(" (it holds '") + other + "' but the manifest says " + name + ")"
+                : "");
+  *dset = h5::Handle(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
+  h5::Handle type(H5Dget_type(dset->get()), H5Tclose);
+  const bool type_ok =
+      images ? H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
+                   H5Tget_sign(type.get()) == H5T_SGN_NONE
+             : H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
+  if (!type_ok)
+    return std::string("'") + name + "' has dtype " + describe_type(type.get()) + ", expected " +
+           m.dtype();
+  h5::Handle space(H5Dget_space(dset->get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(std::max(rank, 0));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  std::vector<hsize_t> expected{static_cast<hsize_t>(entry.num_samples)};
+  for (auto d : m.sample_shape) expected.push_back(static_cast<hsize_t>(d));
+  if (rank != static_cast<int>(expected.size()))
+    return std::string("'") + name + "' has rank " + std::to_string(rank) + " " +
+           shape_text(dims) + ", expected rank " + std::to_string(expected.size()) + " " +
+           shape_text(expected) + (images ? " (N, H, W, C)" : " (N, D)");
+  if (!std::equal(dims.begin() + 1, dims.end(), expected.begin() + 1))
+    return std::string("'") + name + "' has shape " + shape_text(dims) + ", but the manifest" +
+           " says samples of " + m.describe() + ": expected " + shape_text(expected);
+  if (dims[0] != expected[0])
+    return std::string("'") + name + "' holds " + std::to_string(dims[0]) +
+           " samples, the manifest says " + std::to_string(entry.num_samples);
+  return std::nullopt;
+}
+
+// Contiguous images: sample i lies at the dataset's offset + i * sample_bytes.
+Problem locate_contiguous_images(hid_t dset, const Manifest& m, const ShardEntry& entry,
+                                 int64_t file_size, Shard* s) {
+  s->contiguous = true;
+  const haddr_t base = H5Dget_offset(dset);
+  if (base == HADDR_UNDEF) return "'images' was never written (no storage allocated)";
+  s->offsets = {static_cast<uint64_t>(base)};
+  if (static_cast<int64_t>(base) + entry.num_samples * m.sample_bytes() > file_size)
+    return "truncated: the images end beyond the end of the file";
+  return std::nullopt;
+}
+
+// One image per chunk, stored raw or through gzip (deflate) alone; sets s->gzip.
+Problem check_image_chunks(hid_t dcpl, const Manifest& m, Shard* s) {
+  std::vector<hsize_t> one{1};
+  for (auto d : m.sample_shape) one.push_back(static_cast<hsize_t>(d));
+  std::vector<hsize_t> chunk(one.size());
+  H5Pget_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+  if (chunk != one)
+    return "'images' is chunked " + shape_text(chunk) +
+           "; the format stores one image per chunk: " + shape_text(one);
+  const int nfilters = H5Pget_nfilters(dcpl);
+  for (int f = 0; f < nfilters; ++f) {
+    unsigned flags = 0, cd[8];
+    size_t ncd = 8;
+    const H5Z_filter_t id = H5Pget_filter2(dcpl, f, &flags, &ncd, cd, 0, nullptr, nullptr);
+    if (id != H5Z_FILTER_DEFLATE || nfilters != 1)
+      return "'images' uses HDF5 filter " + std::to_string(id) +
+             "; the format allows no compression or gzip (deflate) only";
+    s->gzip = true;
+  }
+  return std::nullopt;
+}
+
+// 'chunk_index': uint64 [num_samples, 3], (offset, size, filter mask) per
+// image, as Scorch's writer stores it. Empty if malformed or unreadable.
+// REQUIRES: the shard has a 'chunk_index'.
+std::vector<uint64_t> read_chunk_index(hid_t file, int64_t num_samples) {
+  std::vector<uint64_t> index;
+  h5::Handle idx(H5Dopen2(file, "chunk_index", H5P_DEFAULT), H5Dclose);
+  h5::Handle space(H5Dget_space(idx.get()), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(space.get()) != 2) return index;
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  if (dims[0] != static_cast<hsize_t>(num_samples) || dims[1] != 3) return index;
+  index.resize(num_samples * 3);
+  if (H5Dread(idx.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, index.data()) < 0)
+    index.clear();
+  return index;
+}
+
+// HDF5's own answer for image i of `dset`: its chunk's file offset, stored
+// size and filter mask; false if the chunk was never written.
+bool lookup_image_chunk(hid_t dset, int64_t i, uint64_t* addr_out, uint64_t* size_out,
+                        unsigned* mask_out) {
+  hsize_t coord[4] = {static_cast<hsize_t>(i), 0, 0, 0};  // [N, H, W, C]
+  haddr_t addr = HADDR_UNDEF;
+  hsize_t size = 0;
+  if (H5Dget_chunk_info_by_coord(dset, coord, mask_out, &addr, &size) < 0 || addr == HADDR_UNDEF)
+    return false;
+  *addr_out = addr, *size_out = size;
+  return true;
+}
+
+// Each image's (offset, size, compressed?) from `index` if given, else from
+// HDF5's chunk table, checked to lie inside the file.
+Problem record_image_chunks(hid_t dset, const std::vector<uint64_t>& index, const Manifest& m,
+                            int64_t num_samples, int64_t file_size, Shard* s) {
   const int64_t sample_bytes = m.sample_bytes();
+  s->offsets.resize(num_samples);
+  s->sizes.resize(num_samples);
+  s->filtered.resize(num_samples);
+  for (int64_t i = 0; i < num_samples; ++i) {
+    uint64_t addr = 0, size = 0;
+    unsigned mask = 0;
+    if (!index.empty()) {
+      addr = index[3 * i], size = index[3 * i + 1], mask = static_cast<unsigned>(index[3 * i + 2]);
+    } else if (!lookup_image_chunk(dset, i, &addr, &size, &mask)) {
+      return "image " + std::to_string(i) + " was never written (" + h5::last_error() + ")";
+    }
+    if (static_cast<int64_t>(addr + size) > file_size)
+      return "truncated: image " + std::to_string(i) + " lies beyond the end of the file";
+    s->offsets[i] = addr;
+    s->sizes[i] = static_cast<uint32_t>(size);
+    s->filtered[i] = s->gzip && (mask & 1u) == 0;
+    if (!s->filtered[i] && static_cast<int64_t>(size) != sample_bytes)
+      return "image " + std::to_string(i) + " is stored in " + std::to_string(size) +
+             " bytes, expected " + std::to_string(sample_bytes);
+  }
+  return std::nullopt;
+}
+
+// Chunked images: where each image's chunk lies. A stored 'chunk_index' saves
+// one HDF5 lookup per image; 16 evenly spaced images are checked against
+// HDF5's chunk table so a stale index cannot pass.
+Problem locate_chunked_images(hid_t file, hid_t dset, hid_t dcpl, const Manifest& m,
+                              const ShardEntry& entry, int64_t file_size, Shard* s) {
+  if (auto problem = check_image_chunks(dcpl, m, s)) return problem;
+  const int64_t n = entry.num_samples;
+  std::vector<uint64_t> index;  // empty: each image is looked up in HDF5's chunk table
+  if (H5Lexists(file, "chunk_index", H5P_DEFAULT) > 0) {
+    index = read_chunk_index(file, n);
+    if (index.empty())
+      return "'chunk_index' is not uint64 [" + std::to_string(n) + ", 3] or cannot be read";
+  }
+  if (auto problem = record_image_chunks(dset, index, m, n, file_size, s)) return problem;
+  for (int k = 0; k < 16 && !index.empty(); ++k) {
+    const int64_t i = k * (n - 1) / 15;
+    uint64_t addr = 0, size = 0;
+    unsigned mask = 0;
+    if (!lookup_image_chunk(dset, i, &addr, &size, &mask) || addr != s->offsets[i] ||
+        size != s->sizes[i])
+      return "'chunk_index' disagrees with the HDF5 chunk table at image " + std::to_string(i) +
+             "; rewrite the dataset with `scorch data convert`";
+  }
+  return std::nullopt;
+}
+
+// Where each image lies in the file, by the dataset's storage layout.
+Problem locate_images(hid_t file, hid_t dset, const Manifest& m, const ShardEntry& entry,
+                      int64_t file_size, Shard* s) {
+  h5::Handle dcpl(H5Dget_create_plist(dset), H5Pclose);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_CONTIGUOUS) return locate_contiguous_images(dset, m, entry, file_size, s);
+  if (layout == H5D_CHUNKED)
+    return locate_chunked_images(file, dset, dcpl.get(), m, entry, file_size, s);
+  return "'images' has an unsupported storage layout (compact or virtual)";
+}
+
+// Vectors are small: the whole 'vectors' dataset is read into s->vectors.
+Problem read_vectors(hid_t dset, const Manifest& m, const ShardEntry& entry, Shard* s) {
+  s->vectors.resize(static_cast<size_t>(entry.num_samples * m.sample_shape[0]));
+  if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->vectors.data()) < 0)
+    return "cannot read 'vectors' (" + h5::last_error() + ")";
+  return std::nullopt;
+}
+
+// 'labels': int64 [num_samples], each in [0, num_classes), read into s->labels.
+Problem read_labels(hid_t file, const ShardEntry& entry, int64_t num_classes, Shard* s) {
+  if (H5Lexists(file, "labels", H5P_DEFAULT) <= 0)
+    return "has no 'labels' dataset, but the manifest says the data has labels";
+  h5::Handle dset(H5Dopen2(file, "labels", H5P_DEFAULT), H5Dclose);
+  h5::Handle type(H5Dget_type(dset.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 8 ||
+      H5Tget_sign(type.get()) == H5T_SGN_NONE)
+    return "'labels' has dtype " + describe_type(type.get()) + ", expected int64";
+  h5::Handle space(H5Dget_space(dset.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(std::max(rank, 0));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  if (rank != 1 || dims[0] != static_cast<hsize_t>(entry.num_samples))
+    return "'labels' has shape " + shape_text(dims) + ", expected [" +
+           std::to_string(entry.num_samples) + "]";
+  s->labels.resize(entry.num_samples);
+  if (H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->labels.data()) < 0)
+    return "cannot read 'labels' (" + h5::last_error() + ")";
+  int64_t bad = 0, first_bad = -1;
+  for (int64_t i = 0; i < entry.num_samples; ++i)
+    if (s->labels[i] < 0 || s->labels[i] >= num_classes)
+      if (bad++ == 0) first_bad = i;
+  if (bad > 0)
+    return std::to_string(bad) + " label(s) outside [0, " + std::to_string(num_classes) +
+           "), the first at sample " + std::to_string(first_bad) + " (label " +
+           std::to_string(s->labels[first_bad]) + ")";
+  return std::nullopt;
+}
+
+// Opens shard `entry` of the dataset at `dir` into *s and checks it against
+// the manifest: file, HDF5 format, samples, where they lie, labels.
+Problem open_shard(const std::string& dir, const Manifest& m, const ShardEntry& entry,
+                   bool checksums, Shard* s) {
+  s->path = (fs::path(dir) / entry.file).string();
+  s->num_samples = entry.num_samples;
+  s->first_index = entry.first_index;
+  int64_t file_size = 0;
+  if (auto problem = open_shard_file(entry, checksums, s, &file_size)) return problem;
+  h5::Handle file = h5::open_read(s->path);
+  if (!file.valid()) return "not a readable HDF5 file (" + h5::last_error() + ")";
+  if (auto problem = check_shard_format(file.get())) return problem;
+  h5::Handle dset;
+  if (auto problem = open_samples(file.get(), m, entry, &dset)) return problem;
+  const Problem placed = m.kind == SampleKind::kImages
+                             ? locate_images(file.get(), dset.get(), m, entry, file_size, s)
+                             : read_vectors(dset.get(), m, entry, s);
+  if (placed) return placed;
+  if (m.has_labels) return read_labels(file.get(), entry, m.num_classes, s);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> ShardedDataset::open(const std::string& dir,
+                                              const DatasetCheckOptions& options) {
+  dir_ = dir;
+  std::vector<std::string> problems = load_manifest(dir, &manifest_);
+  if (!problems.empty()) return problems;
   std::unique_ptr<ProgressBar> bar;
   if (options.progress)
     bar = std::make_unique<ProgressBar>(
         options.checksums ? "checking shards (SHA-256)" : "checking shards",
-        static_cast<int64_t>(m.shards.size()));
-  for (const auto& entry : m.shards) {
-    // Counts the shard when its checks end, by whichever `continue`.
+        static_cast<int64_t>(manifest_.shards.size()));
+  for (const auto& entry : manifest_.shards) {
+    // Counts the shard when its checks end, also when one throws.
     struct Tick {
       ProgressBar* bar;
       ~Tick() {
@@ -121,272 +398,11 @@ std::vector<std::string> ShardedDataset::open(const std::string& dir,
       }
     } tick{bar.get()};
     auto shard = std::make_unique<Shard>();
-    Shard& s = *shard;
-    s.path = (fs::path(dir) / entry.file).string();
-    s.num_samples = entry.num_samples;
-    s.first_index = entry.first_index;
-    auto problem = [&](const std::string& what) { problems.push_back(s.path + ": " + what); };
-
-    // File presence, size and checksum.
-    struct stat st {};
-    if (::stat(s.path.c_str(), &st) != 0) {
-      problem(errno == ENOENT ? "missing (the manifest lists it with " +
-                                    std::to_string(entry.num_samples) + " samples)"
-                              : std::string("cannot stat: ") + std::strerror(errno));
+    if (const Problem problem = open_shard(dir, manifest_, entry, options.checksums, shard.get())) {
+      problems.push_back(shard->path + ": " + *problem);
       continue;
     }
-    s.fd = ::open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (s.fd < 0) {
-      problem(std::string("cannot open for reading: ") + std::strerror(errno));
-      continue;
-    }
-    const auto file_size = static_cast<int64_t>(st.st_size);
-    if (file_size < entry.bytes) {
-      problem("truncated: " + std::to_string(file_size) + " bytes, the manifest says " +
-              std::to_string(entry.bytes));
-      continue;
-    }
-    if (file_size != entry.bytes) {
-      problem("size is " + std::to_string(file_size) + " bytes, the manifest says " +
-              std::to_string(entry.bytes) + " (the file was changed after it was written)");
-      continue;
-    }
-    if (options.checksums) {
-      const auto sha = sha256_file(s.path);
-      if (sha != entry.sha256) {
-        problem("checksum mismatch: SHA-256 " + sha + ", the manifest says " + entry.sha256 +
-                " (the file is damaged or was replaced)");
-        continue;
-      }
-    }
-
-    // HDF5 structure.
-    h5::Handle file = h5::open_read(s.path);
-    if (!file.valid()) {
-      problem("not a readable HDF5 file (" + h5::last_error() + ")");
-      continue;
-    }
-    const auto format = h5::string_attribute(file.get(), "format");
-    if (format != kShardFormatName) {
-      problem("not a Scorch shard: its 'format' attribute is '" + format + "', expected '" +
-              kShardFormatName + "'");
-      continue;
-    }
-    const auto version = h5::int_attribute(file.get(), "format_version", -1);
-    if (version < 1 || version > kShardFormatVersion) {
-      problem("format_version " + std::to_string(version) + " is not supported (this build reads " +
-              std::to_string(kShardFormatVersion) + ")");
-      continue;
-    }
-    const char* name = sample_kind_name(m.kind);
-    const char* other = sample_kind_name(images ? SampleKind::kVectors : SampleKind::kImages);
-    if (H5Lexists(file.get(), name, H5P_DEFAULT) <= 0) {
-      problem(std::string("has no '") + name + "' dataset" +
-              (H5Lexists(file.get(), other, H5P_DEFAULT) > 0
-                   ? std::string(" (it holds '") + other + "' but the manifest says " + name + ")"
-                   : ""));
-      continue;
-    }
-    h5::Handle dset(H5Dopen2(file.get(), name, H5P_DEFAULT), H5Dclose);
-    h5::Handle type(H5Dget_type(dset.get()), H5Tclose);
-    const bool type_ok =
-        images ? H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
-                     H5Tget_sign(type.get()) == H5T_SGN_NONE
-               : H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
-    if (!type_ok) {
-      problem(std::string("'") + name + "' has dtype " + describe_type(type.get()) +
-              ", expected " + m.dtype());
-      continue;
-    }
-    h5::Handle space(H5Dget_space(dset.get()), H5Sclose);
-    const int rank = H5Sget_simple_extent_ndims(space.get());
-    std::vector<hsize_t> dims(std::max(rank, 0));
-    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-    std::vector<hsize_t> expected{static_cast<hsize_t>(entry.num_samples)};
-    for (auto d : m.sample_shape) expected.push_back(static_cast<hsize_t>(d));
-    if (rank != static_cast<int>(expected.size())) {
-      problem(std::string("'") + name + "' has rank " + std::to_string(rank) + " " +
-              shape_text(dims) + ", expected rank " + std::to_string(expected.size()) + " " +
-              shape_text(expected) + (images ? " (N, H, W, C)" : " (N, D)"));
-      continue;
-    }
-    if (!std::equal(dims.begin() + 1, dims.end(), expected.begin() + 1)) {
-      problem(std::string("'") + name + "' has shape " + shape_text(dims) + ", but the manifest" +
-              " says samples of " + m.describe() + ": expected " + shape_text(expected));
-      continue;
-    }
-    if (dims[0] != expected[0]) {
-      problem(std::string("'") + name + "' holds " + std::to_string(dims[0]) +
-              " samples, the manifest says " + std::to_string(entry.num_samples));
-      continue;
-    }
-
-    // Where each sample lies in the file.
-    bool ok = true;
-    if (images) {
-      h5::Handle dcpl(H5Dget_create_plist(dset.get()), H5Pclose);
-      const H5D_layout_t layout = H5Pget_layout(dcpl.get());
-      if (layout == H5D_CONTIGUOUS) {
-        s.contiguous = true;
-        const haddr_t base = H5Dget_offset(dset.get());
-        if (base == HADDR_UNDEF) {
-          problem("'images' was never written (no storage allocated)");
-          continue;
-        }
-        s.offsets = {static_cast<uint64_t>(base)};
-        if (static_cast<int64_t>(base) + entry.num_samples * sample_bytes > file_size) {
-          problem("truncated: the images end beyond the end of the file");
-          continue;
-        }
-      } else if (layout == H5D_CHUNKED) {
-        std::vector<hsize_t> chunk(rank);
-        H5Pget_chunk(dcpl.get(), rank, chunk.data());
-        std::vector<hsize_t> one = expected;
-        one[0] = 1;
-        if (chunk != one) {
-          problem("'images' is chunked " + shape_text(chunk) +
-                  "; the format stores one image per chunk: " + shape_text(one));
-          continue;
-        }
-        const int nfilters = H5Pget_nfilters(dcpl.get());
-        for (int f = 0; f < nfilters; ++f) {
-          unsigned flags = 0, cd[8];
-          size_t ncd = 8;
-          const H5Z_filter_t id =
-              H5Pget_filter2(dcpl.get(), f, &flags, &ncd, cd, 0, nullptr, nullptr);
-          if (id != H5Z_FILTER_DEFLATE || nfilters != 1) {
-            problem("'images' uses HDF5 filter " + std::to_string(id) +
-                    "; the format allows no compression or gzip (deflate) only");
-            ok = false;
-            break;
-          }
-          s.gzip = true;
-        }
-        if (!ok) continue;
-        s.offsets.resize(entry.num_samples);
-        s.sizes.resize(entry.num_samples);
-        s.filtered.resize(entry.num_samples);
-        std::vector<hsize_t> coord(rank, 0);
-        // HDF5's own answer for image i: (offset, size, mask); false if unallocated.
-        auto lookup = [&](int64_t i, uint64_t* addr_out, uint64_t* size_out, unsigned* mask_out) {
-          coord[0] = static_cast<hsize_t>(i);
-          haddr_t addr = HADDR_UNDEF;
-          hsize_t size = 0;
-          if (H5Dget_chunk_info_by_coord(dset.get(), coord.data(), mask_out, &addr, &size) < 0 ||
-              addr == HADDR_UNDEF)
-            return false;
-          *addr_out = addr, *size_out = size;
-          return true;
-        };
-        std::vector<uint64_t> index;  // [N, 3] written by Scorch's writer, if present
-        if (H5Lexists(file.get(), "chunk_index", H5P_DEFAULT) > 0) {
-          h5::Handle idx(H5Dopen2(file.get(), "chunk_index", H5P_DEFAULT), H5Dclose);
-          h5::Handle ispace(H5Dget_space(idx.get()), H5Sclose);
-          hsize_t idims[2] = {0, 0};
-          if (H5Sget_simple_extent_ndims(ispace.get()) == 2) {
-            H5Sget_simple_extent_dims(ispace.get(), idims, nullptr);
-            if (idims[0] == static_cast<hsize_t>(entry.num_samples) && idims[1] == 3) {
-              index.resize(entry.num_samples * 3);
-              if (H5Dread(idx.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                          index.data()) < 0)
-                index.clear();
-            }
-          }
-          if (index.empty()) {
-            problem("'chunk_index' is not uint64 [" + std::to_string(entry.num_samples) +
-                    ", 3] or cannot be read");
-            continue;
-          }
-        }
-        for (int64_t i = 0; i < entry.num_samples && ok; ++i) {
-          uint64_t addr = 0, size = 0;
-          unsigned mask = 0;
-          if (!index.empty()) {
-            addr = index[3 * i], size = index[3 * i + 1], mask = static_cast<unsigned>(index[3 * i + 2]);
-          } else if (!lookup(i, &addr, &size, &mask)) {
-            problem("image " + std::to_string(i) + " was never written (" + h5::last_error() + ")");
-            ok = false;
-            break;
-          }
-          if (static_cast<int64_t>(addr + size) > file_size) {
-            problem("truncated: image " + std::to_string(i) + " lies beyond the end of the file");
-            ok = false;
-          } else {
-            s.offsets[i] = addr;
-            s.sizes[i] = static_cast<uint32_t>(size);
-            s.filtered[i] = s.gzip && (mask & 1u) == 0;
-            if (!s.filtered[i] && static_cast<int64_t>(size) != sample_bytes) {
-              problem("image " + std::to_string(i) + " is stored in " + std::to_string(size) +
-                      " bytes, expected " + std::to_string(sample_bytes));
-              ok = false;
-            }
-          }
-        }
-        // The stored index must agree with HDF5's chunk table: spot-check 16 images.
-        for (int k = 0; k < 16 && ok && !index.empty(); ++k) {
-          const int64_t i = k * (entry.num_samples - 1) / 15;
-          uint64_t addr = 0, size = 0;
-          unsigned mask = 0;
-          if (!lookup(i, &addr, &size, &mask) || addr != s.offsets[i] || size != s.sizes[i]) {
-            problem("'chunk_index' disagrees with the HDF5 chunk table at image " +
-                    std::to_string(i) + "; rewrite the dataset with `scorch data convert`");
-            ok = false;
-          }
-        }
-        if (!ok) continue;
-      } else {
-        problem("'images' has an unsupported storage layout (compact or virtual)");
-        continue;
-      }
-    } else {
-      s.vectors.resize(static_cast<size_t>(entry.num_samples * m.sample_shape[0]));
-      if (H5Dread(dset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s.vectors.data()) <
-          0) {
-        problem("cannot read 'vectors' (" + h5::last_error() + ")");
-        continue;
-      }
-    }
-
-    // Labels.
-    if (m.has_labels) {
-      if (H5Lexists(file.get(), "labels", H5P_DEFAULT) <= 0) {
-        problem("has no 'labels' dataset, but the manifest says the data has labels");
-        continue;
-      }
-      h5::Handle ldset(H5Dopen2(file.get(), "labels", H5P_DEFAULT), H5Dclose);
-      h5::Handle ltype(H5Dget_type(ldset.get()), H5Tclose);
-      if (H5Tget_class(ltype.get()) != H5T_INTEGER || H5Tget_size(ltype.get()) != 8 ||
-          H5Tget_sign(ltype.get()) == H5T_SGN_NONE) {
-        problem("'labels' has dtype " + describe_type(ltype.get()) + ", expected int64");
-        continue;
-      }
-      h5::Handle lspace(H5Dget_space(ldset.get()), H5Sclose);
-      const int lrank = H5Sget_simple_extent_ndims(lspace.get());
-      std::vector<hsize_t> ldims(std::max(lrank, 0));
-      H5Sget_simple_extent_dims(lspace.get(), ldims.data(), nullptr);
-      if (lrank != 1 || ldims[0] != static_cast<hsize_t>(entry.num_samples)) {
-        problem("'labels' has shape " + shape_text(ldims) + ", expected [" +
-                std::to_string(entry.num_samples) + "]");
-        continue;
-      }
-      s.labels.resize(entry.num_samples);
-      if (H5Dread(ldset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s.labels.data()) <
-          0) {
-        problem("cannot read 'labels' (" + h5::last_error() + ")");
-        continue;
-      }
-      int64_t bad = 0, first_bad = -1;
-      for (int64_t i = 0; i < entry.num_samples; ++i)
-        if (s.labels[i] < 0 || s.labels[i] >= m.num_classes)
-          if (bad++ == 0) first_bad = i;
-      if (bad > 0) {
-        problem(std::to_string(bad) + " label(s) outside [0, " + std::to_string(m.num_classes) +
-                "), the first at sample " + std::to_string(first_bad) + " (label " +
-                std::to_string(s.labels[first_bad]) + ")");
-        continue;
-      }
-    }
-    shard_of_.push_back(s.first_index);
+    shard_of_.push_back(shard->first_index);
     shards_.push_back(std::move(shard));
   }
   return problems;

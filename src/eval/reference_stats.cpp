@@ -2,7 +2,7 @@
 #include "eval/reference_stats.h"
 
 #include "core/error.h"
-#include "data_tools/npz.h"
+#include "data/npz.h"
 
 namespace scorch {
 
@@ -17,11 +17,11 @@ void save_reference_stats(const std::string& path, const ReferenceStats& stats) 
                                            torch::kByte)
                               .clone();
   if (stats.features.defined()) arrays["features"] = stats.features.to(torch::kFloat);
-  data_tools::write_npz(path, arrays);
+  write_npz(path, arrays);
 }
 
 ReferenceStats load_reference_stats(const std::string& path) {
-  const auto arrays = data_tools::read_npz(path);
+  const auto arrays = read_npz(path);
   for (const char* key : {"mu", "sigma"})
     SCORCH_CHECK(arrays.count(key), "reference statistics '", path, "' have no '", key,
                  "' array; expected an .npz with mu [d] and sigma [d, d] (scorch stats, "

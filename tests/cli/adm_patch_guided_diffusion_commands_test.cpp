@@ -9,7 +9,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "data_tools/npz.h"
+#include "data/npz.h"                // defines: write_npz
 #include "testing/command.h"       // defines: run_scorch, run_command, mpirun_scorch
 #include "testing/dependencies.h"  // defines: SCORCH_REQUIRE_OR_SKIP, kFashionMnistDir
 #include "testing/temp_dir.h"      // defines: TempDir
@@ -34,7 +34,7 @@ const std::string kTinyAdm =
 // Writes `x` [N, D] as an .npz and converts it into a vector dataset.
 std::string vector_dataset(const TempDir& tmp, const torch::Tensor& x) {
   const auto npz = (tmp.path / "x.npz").string(), out = (tmp.path / "data").string();
-  data_tools::write_npz(npz, {{"x", x.to(torch::kFloat).contiguous()}});
+  write_npz(npz, {{"x", x.to(torch::kFloat).contiguous()}});
   auto r = run_scorch("data convert --from npy --input " + npz + " --out " + out);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return out;
