@@ -41,8 +41,9 @@ class EmaWeightsScope {
   Run& r_;
 };
 
-// n samples in sampling.batch_size batches, on the CPU.
-torch::Tensor draw_samples(Run& r, int64_t n) {
+// n samples in sampling.batch_size batches, on the CPU; `nfe` gets the
+// score evaluations per sample.
+torch::Tensor draw_samples(Run& r, int64_t n, int64_t& nfe) {
   const auto& c = r.config;
   std::vector<int64_t> shape{0};
   for (int64_t d : sample_shape(c)) shape.push_back(d);
@@ -53,8 +54,9 @@ torch::Tensor draw_samples(Run& r, int64_t n) {
   for (int64_t done = 0; done < n;) {
     const int64_t b = std::min(c.sampling.batch_size, n - done);
     shape[0] = b;
-    auto part = sample_from_config(c, *r.sde, score, shape, options).x.cpu();
-    x = x.defined() ? torch::cat({x, part}) : part;
+    const SampleResult part = sample_from_config(c, *r.sde, score, shape, options);
+    nfe = part.nfe;
+    x = x.defined() ? torch::cat({x, part.x.cpu()}) : part.x.cpu();
     done += b;
   }
   return x;
@@ -69,9 +71,10 @@ nlohmann::json snapshot_samples(Run& r) {
   const auto dir = r.workdir / "samples" / ("iter_" + step_name(r.step));
   fs::create_directories(dir);
   torch::Tensor x;
+  int64_t nfe = 0;
   {
     EmaWeightsScope ema(r);
-    x = draw_samples(r, n);
+    x = draw_samples(r, n, nfe);
   }
 
   nlohmann::json quality;
@@ -90,7 +93,8 @@ nlohmann::json snapshot_samples(Run& r) {
     write_file_atomic((dir / "quality.json").string(), quality.dump(2) + "\n");
     write_file_atomic((r.workdir / "eval" / "quality.json").string(), quality.dump(2) + "\n");
   }
-  log_info("snapshot at step ", r.step, ": ", dir.string(),
+  log_info("snapshot at step ", r.step, ": ", dir.string(), " (", n, " samples, sampling.method=",
+           c.sampling.method, ", NFE ", nfe, ")",
            quality.empty() ? "" : " swd=" + std::to_string(quality["swd"].get<double>()));
   return quality;
 }

@@ -86,6 +86,27 @@ TEST(TrainCli, WorkdirLayoutAndJsonResult) {
   EXPECT_EQ(nlohmann::json::parse(r.stdout_only)["start_step"], 60);
 }
 
+TEST(TrainCli, SnapshotsDrawWithTheConfiguredSampler) {
+  // The snapshot goes through the sampler dispatch of `scorch sample`: EDM's
+  // Heun sampler evaluates the score 2N - 1 times for N steps, DDIM N times,
+  // the PC sampler (Euler-Maruyama, no corrector) once per step.
+  const std::string base = " training.n_iters=2 training.snapshot_freq=2 training.log_freq=1 "
+                           "training.snapshot_num_samples=16 sampling.batch_size=16 "
+                           "training.batch_size=16";
+  const std::pair<std::string, std::string> cases[] = {
+      {"sampling.method=edm sampling.num_steps=5", "sampling.method=edm, NFE 9)"},
+      {"sampling.method=ddim sampling.num_steps=6", "sampling.method=ddim, NFE 6)"},
+      {"sampling.method=pc sampling.num_steps=7", "sampling.method=pc, NFE 7)"}};
+  for (const auto& [overrides, expected] : cases) {
+    TempDir dir("cli_snapshot_sampler");
+    auto r = run_scorch("train --workdir " + dir.str() + base + " " + overrides);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("snapshot at step 2: "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("16 samples, " + expected), std::string::npos) << overrides << "\n"
+                                                                         << r.output;
+  }
+}
+
 TEST(TrainCli, SameSeedGivesBitwiseIdenticalCheckpoints) {
   TempDir a("cli_det_a"), b("cli_det_b");
   ASSERT_EQ(run_scorch("train --workdir " + a.str() + " " + kShort).exit_code, 0);
