@@ -659,16 +659,6 @@ std::string to_yaml(const Config& config) {
   return out.str();
 }
 
-std::string config_reference() {
-  Config c;
-  std::ostringstream out;
-  for (const auto& f : fields()) {
-    out << "  " << f.path << " (" << kind_name(f.kind) << ", default " << value_text(c, f)
-        << "): " << f.help << "\n";
-  }
-  return out.str();
-}
-
 namespace {
 
 std::string allowed_text(const Field& f) {
@@ -691,13 +681,6 @@ std::string allowed_text(const Field& f) {
   return m.str();
 }
 
-// Markdown table cells: pipes escaped, no line breaks.
-std::string cell(std::string text) {
-  std::string out;
-  for (char ch : text) out += ch == '|' ? std::string("\\|") : std::string(1, ch);
-  return out;
-}
-
 }  // namespace
 
 std::vector<ConfigKey> config_keys() {
@@ -706,34 +689,6 @@ std::vector<ConfigKey> config_keys() {
   for (const auto& f : fields())
     out.push_back({f.path, kind_name(f.kind), value_text(c, f), allowed_text(f), f.help});
   return out;
-}
-
-std::string config_reference_markdown() {
-  std::ostringstream out;
-  out << "# Config reference\n\n"
-         "Every key of a Scorch run config: its type, default, allowed values and meaning.\n"
-         "This page is generated from the key table in `src/core/config.cpp` by\n"
-         "`scorch config reference > configs/README.md`; a test fails when the two differ.\n\n"
-         "A config is a YAML file of sections (`data:`, `model:`, ...); any key can also be\n"
-         "set on the command line as `section.key=value` (`training.batch_size=64`,\n"
-         "`model.ch_mult=[1,2,2]`). Unknown keys, values of the wrong type and values out of\n"
-         "range are errors (exit 2) that name the key. Names follow score_sde's configs where\n"
-         "a key exists there. The resolved config of a run is written to\n"
-         "`<workdir>/config.yaml`. The configs of this folder are listed in the top-level\n"
-         "README.\n";
-  std::string section = "-";
-  for (const auto& k : config_keys()) {
-    const auto dot = k.path.find('.');
-    const std::string s = dot == std::string::npos ? "" : k.path.substr(0, dot);
-    if (s != section) {
-      section = s;
-      out << "\n## " << (s.empty() ? "top level" : "`" + s + "`") << "\n\n"
-          << "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
-    }
-    out << "| `" << k.path << "` | " << k.type << " | `" << cell(k.default_value) << "` | "
-        << cell(k.allowed) << " | " << cell(k.help) << " |\n";
-  }
-  return out.str();
 }
 
 }  // namespace scorch
