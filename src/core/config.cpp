@@ -27,7 +27,7 @@ struct Field {
   std::string help;
   double min = -kInf;  // numbers (each element for lists)
   double max = kInf;
-  std::vector<std::string> choices;  // strings; empty = free text
+  std::vector<std::string> choices;  // enums (t.e): the names, in enumerator order
   bool float32 = true;  // real numbers: must be representable in float32 (see check_range)
 };
 
@@ -67,10 +67,8 @@ struct Table {
     return fields.back();
   }
   template <typename S>
-  Field& s(const std::string& p, S Config::*s, std::string S::*m, std::string h,
-           std::vector<std::string> choices = {}) {
-    fields.push_back(make_field(p, s, m, 's', h));
-    fields.back().choices = std::move(choices);
+  Field& s(const std::string& p, S Config::*s, std::string S::*m, std::string h) {
+    fields.push_back(make_field(p, s, m, 's', h));  // free text; a fixed set of values is t.e
     return fields.back();
   }
   template <typename S, typename E>

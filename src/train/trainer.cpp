@@ -330,6 +330,12 @@ void resume(Run& r) {
   if (r.config.monitor.enabled) start_metrics(r);
 }
 
+// "preempted by signal SIGUSR2", or where the signal reached another rank.
+std::string preempted_by(const PreemptionWatch& preemption) {
+  return preemption.signal() ? "preempted by signal " + signal_name(preemption.signal())
+                             : "preempted (a signal reached another rank)";
+}
+
 // A preemption signal that came during set-up (held since main() started)
 // stops the run before its first step, with nothing written: the newest
 // checkpoint, if any, is where the next run resumes anyway.
@@ -338,10 +344,7 @@ void stop_if_preempted_before_first_step(Run& r, const PreemptionWatch& preempti
   if (r.ctx.world_size > 1) r.comm->all_reduce_sum(flag);
   if (flag[0].item<double>() == 0) return;
   throw Preempted(detail::concat(
-      "preempted",
-      preemption.signal() ? " by signal " + signal_name(preemption.signal())
-                          : " (a signal reached another rank)",
-      " before the first step of this run (at step ", r.step,
+      preempted_by(preemption), " before the first step of this run (at step ", r.step,
       "); nothing was written; run the same command to ",
       r.step > 0 ? "resume" : "start"));
 }
@@ -407,10 +410,7 @@ void checkpoint_or_stop(Run& r, bool preempt, PreemptionWatch& preemption) {
   r.comm->barrier();  // rank 0's snapshot is complete before any rank exits
   preemption.done();
   throw Preempted(detail::concat(
-      "preempted",
-      preemption.signal() ? " by signal " + signal_name(preemption.signal())
-                          : " (a signal reached another rank)",
-      ": stopped at step ", r.step, " with snapshot ", r.last_checkpoint,
+      preempted_by(preemption), ": stopped at step ", r.step, " with snapshot ", r.last_checkpoint,
       "; run the same command to resume"));
 }
 
