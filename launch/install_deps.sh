@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev                       # LibTorch 1.13 (CPU)
+  libgloo-dev                        # c10d's Gloo process group (dist.backend=gloo)
   libopenblas0-pthread               # fast BLAS for LibTorch (the default is the reference BLAS)
   libopenmpi-dev openmpi-bin         # MPI launch and CPU collectives
   libhdf5-dev                        # sharded datasets
@@ -31,12 +32,14 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-# Python tools from PyPI, pinned, in a virtual environment in the checkout
-# (.venv, ignored by git): lizard measures function lengths for tests/house.
-python_tools=(lizard==1.24.3)
+# Python packages from PyPI, pinned, in a virtual environment in the checkout
+# (.venv, ignored by git): lizard measures function lengths for tests/house;
+# torch is a CUDA build of LibTorch 2.x, which launch/build_cuda.sh compiles
+# Scorch against (about 4 GB with its NVIDIA libraries).
+python_tools=(lizard==1.24.3 torch==2.15.0)
 venv() {
-  [ -x .venv/bin/lizard ] && return 0
-  /usr/bin/python3 -m venv .venv
+  [ -x .venv/bin/lizard ] && compgen -G '.venv/lib/python3*/site-packages/torch/lib' >/dev/null && return 0
+  [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
   .venv/bin/pip install -q "${python_tools[@]}"
 }
 

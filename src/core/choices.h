@@ -48,7 +48,7 @@ enum class OdeMethod : int {
   kHeunEuler, kBogackiShampine, kDopri5, kDopri8
 };
 enum class DeviceName : int { kAuto, kCpu, kCuda };                    // dist.device
-enum class BackendName : int { kAuto, kNccl, kMpi, kLocal };           // dist.backend
+enum class BackendName : int { kAuto, kMpi, kGloo, kNccl };           // dist.backend
 enum class PrecisionDtype : int { kFp32, kBf16, kFp16 };               // precision.dtype
 
 // The names of each enum's values, in enumerator order.
@@ -84,7 +84,7 @@ SCORCH_CHOICE_NAMES(Corrector, "none", "langevin", "ald");
 SCORCH_CHOICE_NAMES(OdeMethod, "euler", "midpoint", "heun", "rk4", "explicit_adams",
                     "implicit_adams", "heun_euler", "bosh3", "dopri5", "dopri8");
 SCORCH_CHOICE_NAMES(DeviceName, "auto", "cpu", "cuda");
-SCORCH_CHOICE_NAMES(BackendName, "auto", "nccl", "mpi", "local");
+SCORCH_CHOICE_NAMES(BackendName, "auto", "mpi", "gloo", "nccl");
 SCORCH_CHOICE_NAMES(PrecisionDtype, "fp32", "bf16", "fp16");
 #undef SCORCH_CHOICE_NAMES
 

@@ -7,6 +7,10 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#ifdef SCORCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace scorch::compat {
 
 constexpr bool kTorch2 = TORCH_VERSION_MAJOR >= 2;
@@ -60,6 +64,74 @@ inline void set_autocast(torch::DeviceType type, const AutocastState& state) {
     at::autocast::set_autocast_gpu_dtype(state.dtype);
     at::autocast::set_enabled(state.enabled);
   }
+#endif
+}
+
+// tensors[i] *= scalar (a 0-dim tensor on their device) in one multi-tensor
+// call: 2.x has the tensor-scalar overload; 1.13 takes a list of the scalar.
+inline void foreach_mul_(std::vector<torch::Tensor>& tensors, const torch::Tensor& scalar) {
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_mul_(tensors, scalar);
+#else
+  at::_foreach_mul_(tensors, std::vector<torch::Tensor>(tensors.size(), scalar));
+#endif
+}
+
+// LibTorch's fused Adam/AdamW kernel (one launch for all parameters; 2.x):
+// p, g, m, v aligned lists; `step` the step count after this step, a float32
+// 0-dim tensor on their device. False (nothing done) where LibTorch lacks it.
+inline bool fused_adam_(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g,
+                        std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v,
+                        const torch::Tensor& step, double lr, double beta1, double beta2,
+                        double weight_decay, double eps, bool adamw) {
+#if TORCH_VERSION_MAJOR >= 2
+  const std::vector<torch::Tensor> steps(p.size(), step);
+  if (adamw) {
+    at::_fused_adamw_(p, g, m, v, {}, steps, lr, beta1, beta2, weight_decay, eps, false, false);
+  } else {
+    at::_fused_adam_(p, g, m, v, {}, steps, lr, beta1, beta2, weight_decay, eps, false, false);
+  }
+  return true;
+#else
+  (void)p, (void)g, (void)m, (void)v, (void)step, (void)lr, (void)beta1, (void)beta2;
+  (void)weight_decay, (void)eps, (void)adamw;
+  return false;
+#endif
+}
+
+#ifdef SCORCH_CUDA
+// The CUDA caching allocator's statistics: StatType moved from
+// c10::cuda::CUDACachingAllocator to c10::CachingDeviceAllocator in 2.x.
+#if __has_include(<c10/core/CachingDeviceAllocator.h>)
+using AllocatorStatType = c10::CachingDeviceAllocator::StatType;
+#else
+using AllocatorStatType = c10::cuda::CUDACachingAllocator::StatType;
+#endif
+#endif
+
+// Bytes held by tensors on a CUDA device, now and at the peak since the last
+// reset_gpu_peak. False (and nothing written) for the CPU or a CPU build.
+inline bool gpu_memory(const torch::Device& device, double* allocated, double* peak) {
+#ifdef SCORCH_CUDA
+  if (!device.is_cuda()) return false;
+  namespace alloc = c10::cuda::CUDACachingAllocator;
+  const auto stats = alloc::getDeviceStats(device.has_index() ? device.index() : 0);
+  const auto& bytes = stats.allocated_bytes[static_cast<size_t>(AllocatorStatType::AGGREGATE)];
+  *allocated = static_cast<double>(bytes.current);
+  *peak = static_cast<double>(bytes.peak);
+  return true;
+#else
+  (void)device, (void)allocated, (void)peak;
+  return false;
+#endif
+}
+
+inline void reset_gpu_peak(const torch::Device& device) {
+#ifdef SCORCH_CUDA
+  if (device.is_cuda())
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#else
+  (void)device;
 #endif
 }
 

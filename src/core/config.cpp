@@ -187,6 +187,9 @@ const std::vector<Field>& fields() {
     t.i("model.mlp_layers", &C::model, &ModelConfig::mlp_layers, "MLP hidden layers", 1, 64);
     t.d("model.class_dropout", &C::model, &ModelConfig::class_dropout,
         "probability of the null class in training (classifier-free guidance)", 0, 1);
+    t.b("model.channels_last", &C::model, &ModelConfig::channels_last,
+        "image networks: NHWC memory format for weights and activations (faster convolutions "
+        "on CUDA; the same values on the CPU)");
     t.i("model.dims", &C::model, &ModelConfig::dims,
         "adm: signal dimensions, 1 ([C, L] = [num_channels, image_size] vectors), 2 (images) or "
         "3 ([C, depth, S, S] vectors)", 1, 3);
@@ -245,7 +248,8 @@ const std::vector<Field>& fields() {
     t.b("training.snapshot_sampling", &C::training, &TrainingConfig::snapshot_sampling,
         "draw EMA samples at each snapshot");
     t.i("training.snapshot_num_samples", &C::training, &TrainingConfig::snapshot_num_samples,
-        "samples per snapshot; 0 = sampling.batch_size", 0);
+        "samples per snapshot, shared by the ranks; 0 = 64 for images, sampling.batch_size "
+        "otherwise", 0);
     t.i("training.keep_checkpoints", &C::training, &TrainingConfig::keep_checkpoints,
         "newest checkpoints kept", 1);
     t.i("training.keep_every", &C::training, &TrainingConfig::keep_every,
@@ -320,12 +324,18 @@ const std::vector<Field>& fields() {
         "Inception Score splits: 10 as the reference tools, 1 for the single-split convention", 1);
 
     t.e("dist.device", &C::dist, &DistConfig::device, "auto | cpu | cuda");
-    t.e("dist.backend", &C::dist, &DistConfig::backend, "auto | nccl | mpi | local");
+    t.e("dist.backend", &C::dist, &DistConfig::backend,
+        "collectives: auto (nccl on CUDA, mpi on the CPU) | mpi | gloo (c10d, CPU) | nccl (c10d, CUDA)");
     t.d("dist.bucket_mb", &C::dist, &DistConfig::bucket_mb, "gradient bucket size in MB", 0.001);
     t.d("dist.timeout_s", &C::dist, &DistConfig::timeout_s,
         "seconds a collective may wait for the other ranks before the job is ended", 1);
     t.i("dist.check_every", &C::dist, &DistConfig::check_every,
         "steps between checks that all ranks hold the same parameters; 0 = off", 0);
+    t.b("dist.tf32", &C::dist, &DistConfig::tf32,
+        "CUDA: TF32 tensor cores for float32 matmuls and convolutions, as PyTorch's allow_tf32 "
+        "(faster, about 10 bits of mantissa; no effect on the CPU)");
+    t.b("dist.cudnn_benchmark", &C::dist, &DistConfig::cudnn_benchmark,
+        "CUDA: let cuDNN time and pick the fastest convolution per shape (no effect on the CPU)");
 
     t.e("precision.dtype", &C::precision, &PrecisionConfig::dtype,
         "fp32 | bf16 | fp16 (autocast; weights, optimizer and EMA stay float32)");

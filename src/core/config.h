@@ -66,6 +66,7 @@ struct ModelConfig {
   int64_t mlp_hidden = 128;    // MLP width
   int64_t mlp_layers = 3;      // MLP hidden layers
   double class_dropout = 0.0;  // label dropout (classifier-free guidance)
+  bool channels_last = false;  // NHWC weights and activations (faster convolutions on CUDA)
   // ADM U-Net (model.name=adm; guided-diffusion's option names).
   int64_t dims = 2;                // 1-D, 2-D or 3-D signals
   int64_t num_heads = 1;
@@ -102,7 +103,7 @@ struct TrainingConfig {
   int64_t snapshot_freq = 50000;                 // checkpoint + EMA samples
   int64_t snapshot_freq_for_preemption = 10000;  // checkpoint only
   bool snapshot_sampling = true;
-  int64_t snapshot_num_samples = 0;  // 0: sampling.batch_size
+  int64_t snapshot_num_samples = 0;  // 0: 64 for images, else sampling.batch_size
   int64_t keep_checkpoints = 3;      // newest K kept
   int64_t keep_every = 0;            // every M-th step also kept; 0 = none
   int64_t grad_accum = 1;            // micro-batches per rank per step
@@ -158,6 +159,8 @@ struct DistConfig {
   double bucket_mb = 25.0;
   double timeout_s = 600.0;
   int64_t check_every = 0;  // steps between parameter-agreement checks; 0 = off
+  bool tf32 = false;            // CUDA: TF32 tensor cores for float32 matmul and convolution
+  bool cudnn_benchmark = true;  // CUDA: cuDNN picks the fastest convolution per shape
 };
 
 struct PrecisionConfig {

@@ -5,6 +5,8 @@
 // device type.
 #include "core/sample_noise.h"
 
+#include <ATen/Parallel.h>
+
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -29,25 +31,36 @@ PerSampleNoise::PerSampleNoise(uint64_t seed, int64_t first, int64_t count) {
 
 PerSampleNoise::~PerSampleNoise() { active_scope = nullptr; }
 
-torch::Tensor PerSampleNoise::draw(at::IntArrayRef shape) {
+torch::Tensor PerSampleNoise::draw(at::IntArrayRef shape, bool pinned) {
   TORCH_CHECK(!shape.empty() && shape[0] == static_cast<int64_t>(generators_.size()),
               "a per-sample noise draw of shape ", shape, " does not have the scope's ",
               generators_.size(), " rows");
-  const std::vector<int64_t> row(shape.begin() + 1, shape.end());
-  std::vector<torch::Tensor> rows;
-  rows.reserve(generators_.size());
-  for (auto& g : generators_) rows.push_back(compat::randn(row, g, torch::kFloat));
-  return torch::stack(rows);
+  // Row i is generator i's randn(row shape) (randn is empty + normal_, so the
+  // same values), filled in place, rows in parallel over the intra-op threads.
+  auto out = torch::empty(shape, torch::TensorOptions(torch::kFloat).pinned_memory(pinned));
+  at::parallel_for(0, shape[0], 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out.select(0, i).normal_(0, 1, generators_[i]);
+  });
+  return out;
 }
+
+namespace {
+// To the sampler's device: from pinned memory without blocking the host on CUDA.
+torch::Tensor to_device(PerSampleNoise& scope, at::IntArrayRef shape, const torch::Device& device,
+                        torch::ScalarType dtype) {
+  const bool cuda = device.is_cuda();
+  return scope.draw(shape, /*pinned=*/cuda).to(device, dtype, /*non_blocking=*/cuda);
+}
+}  // namespace
 
 torch::Tensor sample_randn(at::IntArrayRef shape, const torch::TensorOptions& options) {
   if (active_scope == nullptr) return torch::randn(shape, options);
-  return active_scope->draw(shape).to(options.device(), options.dtype().toScalarType());
+  return to_device(*active_scope, shape, options.device(), options.dtype().toScalarType());
 }
 
 torch::Tensor sample_randn_like(const torch::Tensor& x) {
   if (active_scope == nullptr) return torch::randn_like(x);
-  return active_scope->draw(x.sizes()).to(x.device(), x.scalar_type());
+  return to_device(*active_scope, x.sizes(), x.device(), x.scalar_type());
 }
 
 }  // namespace scorch

@@ -35,8 +35,10 @@ class PerSampleNoise {
   PerSampleNoise(const PerSampleNoise&) = delete;
   PerSampleNoise& operator=(const PerSampleNoise&) = delete;
 
-  // [count, rest...] float32 on the CPU, one row per generator.
-  torch::Tensor draw(at::IntArrayRef shape);
+  // [count, rest...] float32 on the CPU, one row per generator, filled in
+  // parallel; in page-locked memory when `pinned` (for a copy to a GPU that
+  // does not block the host; needs a CUDA build).
+  torch::Tensor draw(at::IntArrayRef shape, bool pinned = false);
 
  private:
   std::vector<at::Generator> generators_;

@@ -1,6 +1,9 @@
-// The local communicator and the choice between local and MPI (see communicator.h).
+// The local communicator and the choice between local, MPI and c10d (see
+// communicator.h).
 #include "dist/communicator.h"
 
+#include "core/error.h"
+#include "dist/c10d.h"
 #include "dist/context.h"
 #include "dist/mpi.h"
 
@@ -40,9 +43,19 @@ std::unique_ptr<Communicator> make_local_communicator() {
   return std::make_unique<LocalCommunicator>();
 }
 
-std::unique_ptr<Communicator> make_communicator(const DistContext& ctx, double timeout_s) {
-  if (ctx.world_size > 1 || launched_by_mpi()) return make_mpi_communicator(timeout_s);
-  return make_local_communicator();
+BackendName resolve_backend(BackendName backend, const DistContext& ctx) {
+  if (backend != BackendName::kAuto) return backend;
+  return ctx.device.is_cuda() ? BackendName::kNccl : BackendName::kMpi;
+}
+
+std::unique_ptr<Communicator> make_communicator(const DistContext& ctx, BackendName backend,
+                                                double timeout_s) {
+  if (ctx.world_size == 1 && !launched_by_mpi()) return make_local_communicator();
+  backend = resolve_backend(backend, ctx);
+  if (backend != BackendName::kMpi) return make_c10d_communicator(backend, ctx, timeout_s);
+  SCORCH_CHECK(ctx.device.is_cpu(), "dist.backend=mpi takes CPU tensors, but this run is on ",
+               ctx.device.str(), "; use dist.backend=auto or nccl");
+  return make_mpi_communicator(timeout_s);
 }
 
 }  // namespace scorch

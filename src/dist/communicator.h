@@ -1,9 +1,10 @@
 // Collectives over the ranks of a job: all-reduce (sum or mean), broadcast,
 // all-gather and barrier, on tensors in place. Implementations: local (world
-// size 1: every collective is a no-op or a copy) and MPI (CPU tensors; see
-// mpi.h); NCCL for CUDA tensors joins them with the GPU build.
+// size 1: every collective is a no-op or a copy), MPI (CPU tensors; see
+// mpi.h) and c10d process groups: Gloo for CPU tensors, NCCL for CUDA
+// tensors (see c10d.h).
 //
-//   auto comm = make_communicator(ctx);
+//   auto comm = make_communicator(ctx, config.dist.backend, config.dist.timeout_s);
 //   comm->all_reduce_mean(grad);      // every rank now holds the mean
 //   comm->broadcast(param, /*root=*/0);
 //
@@ -15,6 +16,8 @@
 #include <torch/torch.h>
 
 #include <memory>
+
+#include "core/choices.h"
 
 namespace scorch {
 
@@ -32,7 +35,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual const char* name() const = 0;  // "local", "mpi"
+  virtual const char* name() const = 0;  // "local", "mpi", "gloo", "nccl"
 
   // Sum over ranks, in place. REQUIRES: same shape and dtype on every rank,
   // contiguous. Reduced in the tensor's dtype (float16/bfloat16 through float32).
@@ -58,9 +61,18 @@ class Communicator {
 // World size 1.
 std::unique_ptr<Communicator> make_local_communicator();
 
-// The communicator for `ctx`: MPI when the job was launched with more than one
-// rank, else local. `timeout_s` (dist.timeout_s) bounds every MPI collective's
-// wait; past it the job is aborted (see make_mpi_communicator).
-std::unique_ptr<Communicator> make_communicator(const DistContext& ctx, double timeout_s = 600);
+// dist.backend's choice for `ctx`: auto is nccl on a CUDA device, mpi on the
+// CPU; the others stand.
+BackendName resolve_backend(BackendName backend, const DistContext& ctx);
+
+// The communicator for `ctx`: local when no MPI launcher started the process,
+// else resolve_backend(backend): MPI (CPU tensors) or a c10d process group.
+// `timeout_s` (dist.timeout_s) bounds every collective's wait; past it the job
+// is aborted (see make_mpi_communicator, make_c10d_communicator). Throws
+// scorch::Error naming dist.backend when the backend cannot serve ctx.device
+// or is not in this build.
+std::unique_ptr<Communicator> make_communicator(const DistContext& ctx,
+                                                BackendName backend = BackendName::kAuto,
+                                                double timeout_s = 600);
 
 }  // namespace scorch

@@ -11,6 +11,14 @@
 
 namespace scorch {
 
+void configure_device_math(const Config& config, const DistContext& ctx) {
+  if (!ctx.device.is_cuda()) return;
+  auto& g = at::globalContext();
+  g.setAllowTF32CuBLAS(config.dist.tf32);
+  g.setAllowTF32CuDNN(config.dist.tf32);
+  g.setBenchmarkCuDNN(config.dist.cudnn_benchmark);
+}
+
 DistContext make_single_process_context(const Config& config) {
   DistContext ctx;
   const auto& d = config.dist.device;
@@ -23,6 +31,7 @@ DistContext make_single_process_context(const Config& config) {
   } else if (d == DeviceName::kAuto && has_cuda) {
     ctx.device = torch::Device(torch::kCUDA, 0);
   }
+  configure_device_math(config, ctx);
   return ctx;
 }
 
@@ -33,8 +42,6 @@ DistContext make_context(const Config& config) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     torch::set_num_threads(std::max(1, cores / ctx.local_world_size));
   }
-  SCORCH_CHECK(config.dist.backend != BackendName::kLocal || ctx.world_size == 1, "dist.backend=local but ",
-               ctx.world_size, " ranks were launched; use dist.backend=auto (or mpi/nccl)");
   return ctx;
 }
 

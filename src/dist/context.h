@@ -18,6 +18,11 @@ struct DistContext {
   bool is_main() const { return rank == 0; }
 };
 
+// On a CUDA device: TF32 matmuls and convolutions (dist.tf32) and cuDNN's
+// benchmark mode (dist.cudnn_benchmark), process-wide. Nothing on the CPU.
+// Both context makers call it.
+void configure_device_math(const Config& config, const DistContext& ctx);
+
 // World size 1 on dist.device: cpu, cuda (error if no GPU is visible), or
 // auto (the first GPU if there is one, else the CPU).
 DistContext make_single_process_context(const Config& config);
@@ -26,8 +31,7 @@ DistContext make_single_process_context(const Config& config);
 // started it (GPU = local rank modulo the visible GPUs), else world size 1
 // without initialising MPI. CPU ranks sharing a node split its cores:
 // LibTorch's intra-op threads = cores / local ranks (at least 1), unless
-// OMP_NUM_THREADS is set. dist.backend=local under a launcher with more
-// than one rank is an error naming the key.
+// OMP_NUM_THREADS is set.
 DistContext make_context(const Config& config);
 
 }  // namespace scorch

@@ -36,6 +36,14 @@ GradSync::GradSync(const torch::OrderedDict<std::string, torch::Tensor>& params,
     int64_t n = 0;
     for (auto i : b.slots) n += slots_[i].param.numel();
     b.buffer = torch::zeros({n}, slots_[b.slots.front()].param.options().requires_grad(false));
+    // Each parameter's gradient is a view of its bucket, in the parameter's
+    // layout (as DDP's gradient_as_bucket_view): finish() hands these views
+    // out as .grad, with no copy per parameter.
+    for (auto i : b.slots) {
+      auto& s = slots_[i];
+      s.grad_view =
+          b.buffer.narrow(0, s.offset, s.param.numel()).as_strided(s.param.sizes(), s.param.strides());
+    }
   }
   for (size_t i = 0; i < slots_.size(); ++i) {
     auto& p = slots_[i].param;
@@ -63,15 +71,19 @@ void GradSync::reset() {
 }
 
 void GradSync::on_grad(int64_t i, const torch::Tensor& grad) {
-  if (!enabled_) return;
   auto& s = slots_[i];
+  // .grad still the bucket view of the last finish(): stale (the bucket is
+  // about to be rewritten), so autograd starts a fresh gradient instead of
+  // adding into the view.
+  if (s.param.grad().defined() && s.param.grad().is_same(s.grad_view)) s.param.mutable_grad().reset();
+  if (!enabled_) return;
   TORCH_CHECK(!s.ready, "parameter ", s.name, " got two gradients in one backward");
   auto& b = buckets_[s.bucket];
   // The hook runs before autograd accumulates into .grad, so earlier
   // micro-batches' gradients (accumulated with syncing off) are added here.
-  auto dst = b.buffer.narrow(0, s.offset, s.param.numel());
-  dst.copy_(grad.detach().reshape({-1}));
-  if (add_accumulated_ && s.param.grad().defined()) dst.add_(s.param.grad().reshape({-1}));
+  torch::NoGradGuard no_grad;
+  s.grad_view.copy_(grad);
+  if (add_accumulated_ && s.param.grad().defined()) s.grad_view.add_(s.param.grad());
   s.ready = true;
   if (--b.pending == 0) launch_ready();
   // Buckets already started advance only inside MPI calls: give them one
@@ -101,22 +113,13 @@ void GradSync::finish() {
   for (auto& s : slots_)
     if (!s.ready) {
       auto& b = buckets_[s.bucket];
-      b.buffer.narrow(0, s.offset, s.param.numel()).zero_();
+      s.grad_view.zero_();
       s.ready = true;
       --b.pending;
     }
   launch_ready();
-  for (auto& b : buckets_) {
-    b.work->wait();
-    for (auto i : b.slots) {
-      auto& p = slots_[i].param;
-      auto g = b.buffer.narrow(0, slots_[i].offset, p.numel()).view(p.sizes());
-      if (p.grad().defined())
-        p.mutable_grad().copy_(g);
-      else
-        p.mutable_grad() = g.clone();
-    }
-  }
+  for (auto& b : buckets_) b.work->wait();
+  for (auto& s : slots_) s.param.mutable_grad() = s.grad_view;
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   last_launch_order_ = launched_log_;
   launched_log_.clear();
@@ -128,11 +131,10 @@ void GradSync::reduce_accumulated() {
   reset();
   for (auto& s : slots_) {
     auto& b = buckets_[s.bucket];
-    auto dst = b.buffer.narrow(0, s.offset, s.param.numel());
     if (s.param.grad().defined())
-      dst.copy_(s.param.grad().reshape({-1}));
+      s.grad_view.copy_(s.param.grad());
     else
-      dst.zero_();
+      s.grad_view.zero_();
     s.ready = true;
     --b.pending;
   }

@@ -8,7 +8,9 @@
 // Every hook also calls Communicator::progress, so the all-reduces in flight
 // advance during backward (MPI moves them only inside MPI calls).
 // finish() starts what is left (a parameter that got no gradient contributes
-// zeros), waits, and writes the mean gradient into each parameter's .grad.
+// zeros), waits, and sets each parameter's .grad to the view of its bucket
+// that holds the mean gradient (no copy). The next backward treats such a
+// .grad as stale: it starts a fresh gradient rather than adding to it.
 //
 //   GradSync sync(model.named_parameters(), *comm, {25.0});
 //   loss.backward();            // hooks start bucket all-reduces
@@ -71,6 +73,7 @@ class GradSync {
     std::string name;
     torch::Tensor param;
     int64_t bucket = 0, offset = 0;  // where its gradient lies in the bucket
+    torch::Tensor grad_view;         // that part of the bucket, shaped as the parameter
     bool ready = false;
   };
   struct Bucket {

@@ -7,6 +7,10 @@
 
 #include <mpi.h>
 
+#ifdef SCORCH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -253,6 +257,11 @@ DistContext make_mpi_context(const Config& config) {
   if (ctx.device.is_cuda()) {
     const int gpus = static_cast<int>(torch::cuda::device_count());
     ctx.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.local_rank % gpus));
+#ifdef SCORCH_CUDA
+    // The current device too, so that nothing (NCCL, cuBLAS handles, the
+    // caching allocator) opens a context on GPU 0 from every rank.
+    c10::cuda::set_device(ctx.device.index());
+#endif
   }
   set_log_rank(ctx.rank);
   return ctx;

@@ -16,7 +16,7 @@ namespace scorch {
 nlohmann::json compute_reference_stats(const Config& c, const std::string& data,
                                        const std::string& out, const ExtractOptions& options) {
   const DistContext ctx = make_context(c);
-  auto comm = make_communicator(ctx, c.dist.timeout_s);
+  auto comm = make_communicator(ctx, c.dist.backend, c.dist.timeout_s);
   auto extractor = load_feature_extractor(c.eval.feature_extractor, ctx.device);
   const auto f = extract_dataset(data, *extractor, *comm, options);
   ReferenceStats s{f.stats.mean(), f.stats.covariance(), f.count, extractor->identity(),
@@ -36,7 +36,7 @@ nlohmann::json run_evaluation(const EvalJob& job) {
   const Config& c = job.config;
   const ReferenceStats ref = load_reference_stats(job.reference);
   const DistContext ctx = make_context(c);
-  auto comm = make_communicator(ctx, c.dist.timeout_s);
+  auto comm = make_communicator(ctx, c.dist.backend, c.dist.timeout_s);
   auto extractor = load_feature_extractor(c.eval.feature_extractor, ctx.device);
   nlohmann::json report;
   if (job.model) {

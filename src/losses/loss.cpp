@@ -59,8 +59,12 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
 }
 
 void QuartileStats::add(const LossOutput& out) {
-  const auto t = out.t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-  const auto l = out.per_sample.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  add(out.t.detach().to(torch::kCPU, torch::kFloat64), out.per_sample.detach().to(torch::kCPU, torch::kFloat64));
+}
+
+void QuartileStats::add(const torch::Tensor& t_in, const torch::Tensor& per_sample) {
+  const auto t = t_in.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto l = per_sample.to(torch::kCPU, torch::kFloat64).contiguous();
   TORCH_CHECK(t.numel() == l.numel(), "QuartileStats: t and per_sample sizes differ");
   const double* tp = t.data_ptr<double>();
   const double* lp = l.data_ptr<double>();

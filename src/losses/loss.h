@@ -60,6 +60,8 @@ struct QuartileStats {
   double sum[4] = {0, 0, 0, 0};
   int64_t count[4] = {0, 0, 0, 0};
   void add(const LossOutput&);
+  // The same from t [B] and per-sample losses [B] (any device and dtype).
+  void add(const torch::Tensor& t, const torch::Tensor& per_sample);
   double mean(int q) const;                // sum / count; NaN when the quartile is empty
   void merge(const QuartileStats& other);  // adds another's sums and counts
 };

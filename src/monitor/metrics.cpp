@@ -19,10 +19,7 @@
 #include <cmath>
 #include <thread>
 
-#ifdef SCORCH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
-
+#include "core/compat.h"
 #include "core/error.h"
 
 #ifndef SCORCH_VERSION
@@ -90,18 +87,7 @@ prometheus::Counter& counter(prometheus::Registry& registry, const Labels& const
 // LibTorch's CUDA caching allocator: bytes allocated now and at the peak.
 // Only a CUDA build (SCORCH_CUDA) can ask; otherwise false.
 bool read_gpu_memory(const torch::Device& device, double* allocated, double* peak) {
-#ifdef SCORCH_CUDA
-  if (!device.is_cuda()) return false;
-  namespace alloc = c10::cuda::CUDACachingAllocator;
-  const auto stats = alloc::getDeviceStats(device.has_index() ? device.index() : 0);
-  const auto& bytes = stats.allocated_bytes[static_cast<size_t>(alloc::StatType::AGGREGATE)];
-  *allocated = static_cast<double>(bytes.current);
-  *peak = static_cast<double>(bytes.peak);
-  return true;
-#else
-  (void)device, (void)allocated, (void)peak;
-  return false;
-#endif
+  return compat::gpu_memory(device, allocated, peak);
 }
 
 }  // namespace

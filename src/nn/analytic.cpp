@@ -2,6 +2,7 @@
 // x_t = m x_0 + sigma z and x_0 ~ sum_k w_k N(mu_k, s^2 I), p_t is the mixture of
 // N(m mu_k, v I), v = m^2 s^2 + sigma^2, whose score is -sum_k r_k(x) (x - m mu_k) / v
 // with responsibilities r_k = softmax_k(ln w_k - ||x - m mu_k||^2 / (2 v)).
+#include "core/device_cache.h"
 #include "nn/analytic.h"
 
 #include <cmath>
@@ -67,7 +68,7 @@ std::pair<torch::Tensor, torch::Tensor> AnalyticScoreNetImpl::decode(
     // Level k indexes the descending sigmas: sigma = discrete_sigmas[N - 1 - k].
     const auto& ve = static_cast<const VESde&>(*sde_);
     const auto level = (n - 1 - time_cond.to(torch::kLong)).clamp(0, n - 1);
-    const auto sigma = ve.discrete_sigmas().to(time_cond.device()).index_select(0, level);
+    const auto sigma = on_device(ve.discrete_sigmas(), time_cond.device()).index_select(0, level);
     return {torch::ones(time_cond.sizes(), opts), sigma.to(dtype)};
   }
   if (continuous_ || sde_->kind() == SdeKind::kSubVP) {
@@ -78,7 +79,7 @@ std::pair<torch::Tensor, torch::Tensor> AnalyticScoreNetImpl::decode(
   // VP discrete: level floor(time_cond) of x_k = sqrt(abar_k) x_0 + sqrt(1 - abar_k) z.
   const auto& vp = static_cast<const VPSde&>(*sde_);
   const auto level = time_cond.to(torch::kLong).clamp(0, n - 1);
-  const auto abar = vp.alphas_cumprod().to(time_cond.device()).index_select(0, level);
+  const auto abar = on_device(vp.alphas_cumprod(), time_cond.device()).index_select(0, level);
   return {torch::sqrt(abar).to(dtype), torch::sqrt(1.0 - abar).to(dtype)};
 }
 

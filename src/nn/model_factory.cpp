@@ -171,7 +171,19 @@ ScoreNet patch_if_configured(const Config& config, ScoreNet net) {
 }
 }  // namespace
 
-ScoreNet make_score_net(const Config& config) {
+namespace {
+// model.channels_last: 4-D weights (convolutions) in NHWC order; Module::to
+// keeps the layout when the network moves to its device.
+ScoreNet with_layout(const Config& config, ScoreNet net) {
+  if (!config.model.channels_last) return net;
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  return net;
+}
+
+ScoreNet build_score_net(const Config& config) {
   switch (network_kind(config.model.name)) {
     case NetworkKind::kMLP:
       return std::make_shared<MLPImpl>(mlp_options(config));
@@ -185,6 +197,11 @@ ScoreNet make_score_net(const Config& config) {
       return std::make_shared<NCSNImpl>(ncsn_options(config));
   }
   fail("model.name: unknown network");
+}
+}  // namespace
+
+ScoreNet make_score_net(const Config& config) {
+  return with_layout(config, build_score_net(config));
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {

@@ -3,6 +3,11 @@
 // score_sde_pytorch models/up_or_down_sampling.py.
 #include "nn/resample.h"
 
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+
 #include "core/error.h"
 #include "nn/layers.h"
 
@@ -20,6 +25,20 @@ int64_t floor_div(int64_t a, int64_t b) {
 
 void check_image(const torch::Tensor& x, const char* what) {
   TORCH_CHECK(x.dim() == 4, what, " expects [B, C, H, W], got ", x.sizes());
+}
+
+// make_fir_kernel's kernel for (taps, gain, device), built once: forward
+// passes ask for it at every resampling layer.
+torch::Tensor fir_kernel(const std::vector<int64_t>& taps, double gain, const torch::Device& device) {
+  static std::mutex mutex;
+  static std::map<std::string, torch::Tensor> cache;
+  std::ostringstream key;
+  for (int64_t t : taps) key << t << ',';
+  key << std::hexfloat << gain << '@' << device;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& kernel = cache[key.str()];
+  if (!kernel.defined()) kernel = make_fir_kernel(taps, gain, device);
+  return kernel;
 }
 
 }  // namespace
@@ -61,14 +80,14 @@ torch::Tensor upfirdn2d(const torch::Tensor& x, const torch::Tensor& kernel, int
 
 torch::Tensor upsample_2d(const torch::Tensor& x, const std::vector<int64_t>& taps, int64_t factor,
                           double gain) {
-  const auto kernel = make_fir_kernel(taps, gain * factor * factor, x.device());
+  const auto kernel = fir_kernel(taps, gain * factor * factor, x.device());
   const int64_t p = kernel.size(0) - factor;
   return upfirdn2d(x, kernel, factor, 1, floor_div(p + 1, 2) + factor - 1, floor_div(p, 2));
 }
 
 torch::Tensor downsample_2d(const torch::Tensor& x, const std::vector<int64_t>& taps,
                             int64_t factor, double gain) {
-  const auto kernel = make_fir_kernel(taps, gain, x.device());
+  const auto kernel = fir_kernel(taps, gain, x.device());
   const int64_t p = kernel.size(0) - factor;
   return upfirdn2d(x, kernel, 1, factor, floor_div(p + 1, 2), floor_div(p, 2));
 }
@@ -78,7 +97,7 @@ torch::Tensor upsample_conv_2d(const torch::Tensor& x, const torch::Tensor& w,
   check_image(x, "upsample_conv_2d");
   TORCH_CHECK(w.dim() == 4 && w.size(2) == w.size(3), "upsample_conv_2d: square kernel expected");
   const int64_t conv_k = w.size(3);
-  const auto kernel = make_fir_kernel(taps, gain * factor * factor, x.device());
+  const auto kernel = fir_kernel(taps, gain * factor * factor, x.device());
   const int64_t p = (kernel.size(0) - factor) - (conv_k - 1);
   // Transposed convolution with the spatially flipped kernel, in/out swapped:
   // [out, in, k, k] -> [in, out, k, k]. Output (H-1)*factor + k.
@@ -92,7 +111,7 @@ torch::Tensor conv_downsample_2d(const torch::Tensor& x, const torch::Tensor& w,
   check_image(x, "conv_downsample_2d");
   TORCH_CHECK(w.dim() == 4 && w.size(2) == w.size(3), "conv_downsample_2d: square kernel expected");
   const int64_t conv_k = w.size(3);
-  const auto kernel = make_fir_kernel(taps, gain, x.device());
+  const auto kernel = fir_kernel(taps, gain, x.device());
   const int64_t p = (kernel.size(0) - factor) + (conv_k - 1);
   auto y = upfirdn2d(x, kernel, 1, 1, floor_div(p + 1, 2), floor_div(p, 2));
   return F::conv2d(y, w, F::Conv2dFuncOptions().stride(factor));

@@ -1,5 +1,6 @@
 // Network output -> score conversion of score_sde models/utils.py get_score_fn
 // (see score_model.h for the table of conventions).
+#include "core/device_cache.h"
 #include "nn/score_model.h"
 
 #include <utility>
@@ -38,7 +39,7 @@ torch::Tensor score_output_std(const Sde& sde, bool continuous, const torch::Ten
   }
   const auto& vp = static_cast<const VPSde&>(sde);
   const auto level = score_time_cond(sde, continuous, t).to(torch::kLong);
-  const auto table = torch::sqrt(1.0 - vp.alphas_cumprod()).to(t.device());
+  const auto table = torch::sqrt(1.0 - on_device(vp.alphas_cumprod(), t.device()));
   return table.index_select(0, level.clamp(0, sde.num_scales() - 1)).to(dtype);
 }
 

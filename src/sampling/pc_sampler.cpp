@@ -2,6 +2,7 @@
 // sampling.py). Formulas per ../shared/reference/score-sde.md §3, with the
 // reference's crashes fixed: the probability-flow diffusion is a zero tensor,
 // and Langevin correctors use alpha = 1 on sub-VP (no discrete alphas there).
+#include "core/device_cache.h"
 #include "sampling/pc_sampler.h"
 
 #include <cmath>
@@ -29,7 +30,7 @@ torch::Tensor level_index(const Sde& sde, const torch::Tensor& t) {
 torch::Tensor langevin_alpha(const Sde& sde, const torch::Tensor& t) {
   if (sde.kind() == SdeKind::kVP) {
     const auto& vp = static_cast<const VPSde&>(sde);
-    return vp.alphas().to(t.device()).index_select(0, level_index(sde, t)).to(t.dtype());
+    return on_device(vp.alphas(), t.device()).index_select(0, level_index(sde, t)).to(t.dtype());
   }
   return torch::ones_like(t);
 }
@@ -59,7 +60,7 @@ PCStep pc_predictor_step(const Sde& sde, const ScoreFn& score, const torch::Tens
       auto s = score(x, t);
       if (sde.kind() == SdeKind::kVE) {
         const auto& ve = static_cast<const VESde&>(sde);
-        auto sig = ve.discrete_sigmas().to(x.device());
+        auto sig = on_device(ve.discrete_sigmas(), x.device());
         auto sigma = sig.index_select(0, i).to(x.dtype());
         auto prev = torch::where(i == 0, torch::zeros_like(sigma),
                                  sig.index_select(0, (i - 1).clamp_min(0)).to(x.dtype()));
@@ -68,7 +69,7 @@ PCStep pc_predictor_step(const Sde& sde, const ScoreFn& score, const torch::Tens
         return {x_mean + bcast(std, x) * sample_randn_like(x), x_mean};
       }
       const auto& vp = static_cast<const VPSde&>(sde);
-      auto beta = vp.discrete_betas().to(x.device()).index_select(0, i).to(x.dtype());
+      auto beta = on_device(vp.discrete_betas(), x.device()).index_select(0, i).to(x.dtype());
       auto x_mean = (x + bcast(beta, x) * s) / bcast(torch::sqrt(1 - beta), x);
       return {x_mean + bcast(torch::sqrt(beta), x) * sample_randn_like(x), x_mean};
     }

@@ -3,6 +3,7 @@
 // with the SMLD discretization x_{i+1} = x_i + sqrt(sigma_i^2 - sigma_{i-1}^2) z.
 #include <cmath>
 
+#include "core/device_cache.h"
 #include "core/sample_noise.h"
 #include "sde/schedules.h"
 #include "sde/sde.h"
@@ -47,7 +48,7 @@ DriftDiffusion VESde::discretize(const torch::Tensor& x, const torch::Tensor& t)
   // The table is moved to t's device before indexing (score_sde issue #43
   // indexes a CPU table with a CUDA index).
   const auto level = discrete_level(t, num_scales());
-  const auto table = discrete_sigmas_.to(t.device());
+  const auto table = on_device(discrete_sigmas_, t.device());
   const auto sigma_i = table.index_select(0, level);
   const auto sigma_prev = torch::where(level == 0, torch::zeros_like(sigma_i),
                                        table.index_select(0, (level - 1).clamp_min(0)));

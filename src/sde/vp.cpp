@@ -3,6 +3,7 @@
 // with the DDPM discretization x_{i+1} = sqrt(alpha_i) x_i + sqrt(beta_i) z (Ho et al. 2020).
 #include <cmath>
 
+#include "core/device_cache.h"
 #include "core/sample_noise.h"
 #include "sde/schedules.h"
 #include "sde/sde.h"
@@ -42,8 +43,8 @@ torch::Tensor VPSde::prior_logp(const torch::Tensor& z) const {
 DriftDiffusion VPSde::discretize(const torch::Tensor& x, const torch::Tensor& t) const {
   // f = (sqrt(alpha_i) - 1) x, G = sqrt(beta_i); tables indexed on t's device.
   const auto level = discrete_level(t, num_scales());
-  const auto beta = discrete_betas_.to(t.device()).index_select(0, level);
-  const auto alpha = alphas_.to(t.device()).index_select(0, level);
+  const auto beta = on_device(discrete_betas_, t.device()).index_select(0, level);
+  const auto alpha = on_device(alphas_, t.device()).index_select(0, level);
   const auto sqrt_alpha = batch_view(torch::sqrt(alpha).to(x.scalar_type()), x);
   return {sqrt_alpha * x - x, torch::sqrt(beta).to(x.scalar_type())};
 }

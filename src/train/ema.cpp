@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "train/chunks.h"
 
 namespace scorch {
 namespace {
@@ -99,16 +100,24 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
   ++num_updates_;
   const double edm_beta_now =
       halflife_kimg_ > 0 ? edm_beta(halflife_kimg_, rampup_ratio_, batch_size, images_before) : 0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const torch::Tensor p = params[i].detach().to(torch::kFloat32);
-    for (auto& avg : averages_) {
-      torch::Tensor& s = avg.shadow[i];
-      if (avg.edm) {
-        torch::lerp_out(s, p, s, edm_beta_now);  // p + beta (s − p), as EDM
-      } else {
-        const double one_minus_decay = 1.0 - warmup_decay(avg.rate, num_updates_);
-        s.sub_((s - p).mul_(one_minus_decay));
-      }
+  std::vector<torch::Tensor> p32;  // float32 views of the parameters (copies if not float32)
+  p32.reserve(params.size());
+  for (const auto& p : params)
+    p32.push_back(p.scalar_type() == torch::kFloat32 ? p : p.to(torch::kFloat32));
+  if (p32.empty()) return;
+  for (auto& avg : averages_) {
+    if (avg.edm) {  // p + beta (s − p), as EDM (per tensor: LibTorch 1.13 has no foreach lerp)
+      for (size_t i = 0; i < p32.size(); ++i)
+        torch::lerp_out(avg.shadow[i], p32[i], avg.shadow[i], edm_beta_now);
+      continue;
+    }
+    // s ← s − (s − p)(1 − decay), in three multi-tensor kernels per chunk.
+    const double one_minus_decay = 1.0 - warmup_decay(avg.rate, num_updates_);
+    for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
+      auto shadow = slice(avg.shadow, begin, end);
+      std::vector<torch::Tensor> step = torch::_foreach_sub(shadow, slice(p32, begin, end));
+      torch::_foreach_mul_(step, one_minus_decay);
+      torch::_foreach_sub_(shadow, step);
     }
   }
 }

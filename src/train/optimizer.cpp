@@ -1,81 +1,28 @@
-// Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) through LibTorch's
-// torch::optim, wrapped in score_sde's optimize_fn: lr = lr·min(step/warmup, 1)
-// and clip_grad_norm_ (losses.py; reference score-sde.md §2).
+// Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) as LibTorch's
+// torch::optim takes them, in multi-tensor (_foreach_*) kernels, wrapped in
+// score_sde's optimize_fn: lr = lr·min(step/warmup, 1) and clip_grad_norm_
+// (losses.py; reference score-sde.md §2).
 #include "train/optimizer.h"
 
 #include <algorithm>
-#include <sstream>
-#include <type_traits>
+#include <cmath>
 
+#include "core/compat.h"
 #include "core/error.h"
+#include "train/chunks.h"
 
 namespace scorch {
-namespace {
-
-// torch::optim keys per-parameter state by the parameter's TensorImpl: as a
-// string of its address in LibTorch 1.x, as the void* itself in 2.x. The map's
-// key type tells which, so no version test is needed.
-template <typename StateMap>
-typename StateMap::key_type state_key(const StateMap&, const torch::Tensor& p) {
-  using Key = typename StateMap::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream out;  // what c10::guts::to_string(TensorImpl*) writes
-    out << p.unsafeGetTensorImpl();
-    return out.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-
-// Reads (step, exp_avg, exp_avg_sq) of one parameter; false if it has none.
-template <typename ParamState>
-bool read_state(const torch::optim::Optimizer& opt, const torch::Tensor& p, int64_t* step,
-                torch::Tensor* exp_avg, torch::Tensor* exp_avg_sq) {
-  const auto& state = opt.state();
-  auto it = state.find(state_key(state, p));
-  if (it == state.end()) return false;
-  const auto& s = static_cast<const ParamState&>(*it->second);
-  *step = s.step();
-  *exp_avg = s.exp_avg();
-  *exp_avg_sq = s.exp_avg_sq();
-  return true;
-}
-
-template <typename ParamState>
-void write_state(torch::optim::Optimizer& opt, const torch::Tensor& p, int64_t step,
-                 const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq) {
-  auto s = std::make_unique<ParamState>();
-  s->step(step);
-  s->exp_avg(exp_avg);
-  s->exp_avg_sq(exp_avg_sq);
-  auto& state = opt.state();
-  state[state_key(state, p)] = std::move(s);
-}
-
-}  // namespace
 
 Optimizer::Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& named_params,
-                     const OptimConfig& config)
-    : config_(config) {
+                     const OptimConfig& config, bool fused)
+    : config_(config), fused_(fused) {
   for (const auto& item : named_params) {
     if (!item.value().requires_grad()) continue;
     names_.push_back(item.key());
     params_.push_back(item.value());
   }
-  const auto betas = std::make_tuple(config.beta1, config.beta2);
-  if (config.optimizer == OptimizerName::kAdam) {
-    // Adam's weight_decay is an L2 term added to the gradient, as in PyTorch.
-    impl_ = std::make_unique<torch::optim::Adam>(params_, torch::optim::AdamOptions(config.lr)
-                                                              .betas(betas)
-                                                              .eps(config.eps)
-                                                              .weight_decay(config.weight_decay));
-  } else {
-    // AdamW decays decoupled from the gradient: p ← p·(1 − lr·wd) first.
-    impl_ = std::make_unique<torch::optim::AdamW>(params_, torch::optim::AdamWOptions(config.lr)
-                                                               .betas(betas)
-                                                               .eps(config.eps)
-                                                               .weight_decay(config.weight_decay));
-  }
+
+  state_.resize(params_.size());
 }
 
 Optimizer::~Optimizer() = default;
@@ -86,26 +33,30 @@ double Optimizer::lr_at(int64_t step) const {
          std::min(static_cast<double>(step) / static_cast<double>(config_.warmup), 1.0);
 }
 
-double Optimizer::clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+torch::Tensor Optimizer::clip_grad_norm_tensor(const std::vector<torch::Tensor>& params,
+                                               double max_norm) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (const auto& p : params) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  if (grads.empty()) return 0.0;
+  if (grads.empty()) return torch::zeros({}, torch::kDouble);
   // As clip_grad_norm_: the norm of the per-tensor norms, in the grads' dtype.
-  std::vector<torch::Tensor> norms;
-  norms.reserve(grads.size());
-  for (const auto& g : grads) norms.push_back(g.norm(2));
-  const torch::Tensor total = torch::stack(norms).norm(2);
-  const double total_norm = total.item<double>();
+  // min(coef, 1) scales every gradient on the device, without reading coef
+  // on the host: x · 1 is x exactly, so unclipped gradients keep their bits.
+  const torch::Tensor total = torch::stack(torch::_foreach_norm(grads, 2)).norm(2);
   if (max_norm > 0) {
-    const torch::Tensor coef = max_norm / (total + 1e-6);
-    if (coef.item<double>() < 1.0) {
-      for (auto& g : grads) g.mul_(coef.to(g.device()));
+    const torch::Tensor coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+    for (const auto& [begin, end] : chunk_ranges(grads, chunk_elements(grads.front().device()))) {
+      auto chunk = slice(grads, begin, end);
+      compat::foreach_mul_(chunk, coef);
     }
   }
-  return total_norm;
+  return total;
+}
+
+double Optimizer::clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  return clip_grad_norm_tensor(params, max_norm).item<double>();
 }
 
 double Optimizer::step(int64_t step) {
@@ -114,38 +65,78 @@ double Optimizer::step(int64_t step) {
   return grad_norm;
 }
 
-double Optimizer::clip_gradients() { return clip_grad_norm(params_, config_.grad_clip); }
+double Optimizer::clip_gradients() { return clip_gradients_tensor().item<double>(); }
 
-void Optimizer::apply(int64_t step) {
-  for (auto& group : impl_->param_groups()) group.options().set_lr(lr_at(step));
-  impl_->step();
+torch::Tensor Optimizer::clip_gradients_tensor() {
+  return clip_grad_norm_tensor(params_, config_.grad_clip);
 }
 
-void Optimizer::zero_grad() {
-  for (auto& p : params_) {
-    if (p.grad().defined()) {
-      p.mutable_grad().detach_();
-      p.mutable_grad().zero_();
+// One Adam(W) step with the operations, in the order, that LibTorch's
+// torch::optim::Adam / AdamW apply per parameter (so the same bits on the
+// CPU), over all parameters at once. Parameters are grouped by their step
+// count (one group unless some parameter missed a gradient).
+void Optimizer::apply(int64_t step) {
+  torch::NoGradGuard no_grad;
+  const double lr = lr_at(step), beta1 = config_.beta1, beta2 = config_.beta2;
+  const double wd = config_.weight_decay;
+  const bool adamw = config_.optimizer == OptimizerName::kAdamW;
+  std::map<int64_t, std::vector<size_t>> by_count;  // step count after this step -> parameters
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].grad().defined()) continue;
+    State& s = state_[i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+      s.exp_avg_sq = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+    }
+    by_count[++s.step].push_back(i);
+  }
+  for (const auto& [count, members] : by_count) {
+    std::vector<torch::Tensor> p, g, m, v;
+    for (size_t i : members) {
+      p.push_back(params_[i]);
+      g.push_back(params_[i].grad());
+      m.push_back(state_[i].exp_avg);
+      v.push_back(state_[i].exp_avg_sq);
+    }
+    // CUDA: LibTorch's fused kernel where it has one (the same update up to
+    // rounding order; tests/gpu checks it against this foreach path).
+    if (fused_ && p.front().is_cuda() &&
+        compat::fused_adam_(p, g, m, v, torch::full({}, static_cast<double>(count), p.front().options()),
+                            lr, beta1, beta2, wd, config_.eps, adamw))
+      continue;
+    const double bias_correction1 = 1 - std::pow(beta1, count);
+    const double bias_correction2 = 1 - std::pow(beta2, count);
+    for (const auto& [begin, end] : chunk_ranges(p, chunk_elements(p.front().device()))) {
+      auto pc = slice(p, begin, end), gc = slice(g, begin, end);
+      auto mc = slice(m, begin, end), vc = slice(v, begin, end);
+      if (adamw && wd != 0) torch::_foreach_mul_(pc, 1 - lr * wd);  // decoupled decay
+      if (!adamw && wd != 0) gc = torch::_foreach_add(gc, pc, wd);  // L2 term in the gradient
+      torch::_foreach_mul_(mc, beta1);
+      torch::_foreach_add_(mc, gc, 1 - beta1);
+      torch::_foreach_mul_(vc, beta2);
+      torch::_foreach_addcmul_(vc, gc, gc, 1 - beta2);
+      std::vector<torch::Tensor> denom = torch::_foreach_sqrt(vc);
+      torch::_foreach_div_(denom, std::sqrt(bias_correction2));
+      torch::_foreach_add_(denom, config_.eps);
+      torch::_foreach_addcdiv_(pc, mc, denom, -lr / bias_correction1);
     }
   }
 }
 
+void Optimizer::zero_grad() {
+  for (auto& p : params_) p.mutable_grad().reset();
+}
+
 std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
   std::map<std::string, torch::Tensor> out;
-  const bool adamw = config_.optimizer == OptimizerName::kAdamW;
   for (size_t i = 0; i < params_.size(); ++i) {
-    int64_t step = 0;
-    torch::Tensor exp_avg, exp_avg_sq;
-    const bool has = adamw ? read_state<torch::optim::AdamWParamState>(*impl_, params_[i], &step,
-                                                                       &exp_avg, &exp_avg_sq)
-                           : read_state<torch::optim::AdamParamState>(*impl_, params_[i], &step,
-                                                                      &exp_avg, &exp_avg_sq);
-    if (!has) continue;
+    const State& s = state_[i];
+    if (!s.exp_avg.defined()) continue;
     out[names_[i] + ".exp_avg"] =
-        exp_avg.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
+        s.exp_avg.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
     out[names_[i] + ".exp_avg_sq"] =
-        exp_avg_sq.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
-    out[names_[i] + ".step"] = torch::tensor(step, torch::kInt64);
+        s.exp_avg_sq.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
+    out[names_[i] + ".step"] = torch::tensor(s.step, torch::kInt64);
   }
   return out;
 }
@@ -153,7 +144,6 @@ std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
 void Optimizer::load_state_dict(const std::map<std::string, torch::Tensor>& state) {
   static const char* const kSuffixes[] = {".exp_avg", ".exp_avg_sq", ".step"};
   size_t used = 0;
-  const bool adamw = config_.optimizer == OptimizerName::kAdamW;
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = names_[i];
     const torch::Tensor& p = params_[i];
@@ -167,7 +157,7 @@ void Optimizer::load_state_dict(const std::map<std::string, torch::Tensor>& stat
       }
     }
     if (found == 0) {
-      impl_->state().erase(state_key(impl_->state(), p));
+      state_[i] = State{};
       continue;
     }
     SCORCH_CHECK(found == 3, "optimizer state of parameter '", name,
@@ -178,16 +168,13 @@ void Optimizer::load_state_dict(const std::map<std::string, torch::Tensor>& stat
     }
     SCORCH_CHECK(entries[2].numel() == 1, "optimizer state '", name,
                  ".step' must be a scalar, got shape ", entries[2].sizes());
-    const int64_t step = entries[2].item<int64_t>();
+    // Copies in the parameter's device, dtype and layout, so the optimizer
+    // never aliases the caller's tensors.
     const auto opts = p.options().requires_grad(false);
-    // A copy, so the optimizer never aliases the caller's tensors.
-    torch::Tensor exp_avg = entries[0].detach().to(opts, false, /*copy=*/true);
-    torch::Tensor exp_avg_sq = entries[1].detach().to(opts, false, /*copy=*/true);
-    if (adamw) {
-      write_state<torch::optim::AdamWParamState>(*impl_, p, step, exp_avg, exp_avg_sq);
-    } else {
-      write_state<torch::optim::AdamParamState>(*impl_, p, step, exp_avg, exp_avg_sq);
-    }
+    State& s = state_[i];
+    s.step = entries[2].item<int64_t>();
+    s.exp_avg = torch::empty_like(p, opts, torch::MemoryFormat::Preserve).copy_(entries[0]);
+    s.exp_avg_sq = torch::empty_like(p, opts, torch::MemoryFormat::Preserve).copy_(entries[1]);
     used += 3;
   }
   if (used != state.size()) {

@@ -26,16 +26,22 @@ class Optimizer {
   // Optimises the parameters of `named_params` (module->named_parameters())
   // that require grad; frozen ones (e.g. a Gaussian Fourier W) are left out.
   // The tensors are shared with the model, not copied; they must outlive this
-  // object and keep their shapes and devices. Throws scorch::Error if
-  // config.optimizer is not "Adam" or "AdamW".
+  // object and keep their shapes and devices.
+  // `fused`: on CUDA, LibTorch 2.x's fused Adam(W) kernel instead of the
+  // multi-tensor one (false: the same foreach kernels as on the CPU).
+  // Multi-tensor calls cover cache-sized chunks on the CPU, all parameters
+  // at once on CUDA (train/chunks.h).
   Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& named_params,
-            const OptimConfig& config);
+            const OptimConfig& config, bool fused = true);
   ~Optimizer();
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
   // One optimize_fn call: sets lr = lr_at(step), clips gradients to a global
-  // L2 norm of optim.grad_clip (if > 0), then takes an Adam(W) step.
+  // L2 norm of optim.grad_clip (if > 0), then takes an Adam(W) step. The
+  // Adam(W) arithmetic is torch::optim::Adam / AdamW's, operation for
+  // operation, in multi-tensor _foreach_* kernels (about ten per step for
+  // any number of parameters; the same bits as the per-tensor loop).
   // `step` is the training step before its increment (score_sde: step 0 has
   // lr 0). Parameters without a gradient are skipped. Returns the global L2
   // norm of the gradients before clipping (one device sync).
@@ -45,9 +51,13 @@ class Optimizer {
   // clips and returns the pre-clip norm; apply(step) sets the learning rate
   // and takes the Adam(W) step.
   double clip_gradients();
+  // clip_gradients without the host read: the pre-clip norm stays a 0-dim
+  // tensor on the gradients' device.
+  torch::Tensor clip_gradients_tensor();
   void apply(int64_t step);
 
-  // Sets every gradient to zero (frees none; shapes stay).
+  // Drops every gradient (set to none, PyTorch's default): the next backward
+  // writes fresh ones instead of adding to zeros.
   void zero_grad();
 
   // lr * min(step / warmup, 1); warmup <= 0 means no warm-up.
@@ -58,6 +68,10 @@ class Optimizer {
   // coef = max_norm / (total + 1e-6), gradients scaled by coef only when
   // coef < 1 (max_norm <= 0: never). Returns the pre-clip total norm.
   static double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+  // The same, leaving the norm on the gradients' device (a 0-dim tensor; no
+  // host sync): the gradients are scaled by min(coef, 1) on the device.
+  static torch::Tensor clip_grad_norm_tensor(const std::vector<torch::Tensor>& params,
+                                             double max_norm);
 
   // Adam state per parameter name, for the checkpoint's `optimizer` key:
   // "<name>.exp_avg", "<name>.exp_avg_sq" (shape and dtype of the
@@ -77,9 +91,14 @@ class Optimizer {
 
  private:
   OptimConfig config_;
+  bool fused_;
   std::vector<std::string> names_;
   std::vector<torch::Tensor> params_;
-  std::unique_ptr<torch::optim::Optimizer> impl_;  // torch::optim::Adam or AdamW
+  struct State {  // one parameter's Adam moments; undefined until its first step
+    torch::Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+  };
+  std::vector<State> state_;  // parallel to params_
 };
 
 }  // namespace scorch

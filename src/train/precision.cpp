@@ -33,9 +33,10 @@ LossScaler::LossScaler(const PrecisionConfig& config, bool enabled)
 void LossScaler::unscale(const std::vector<torch::Tensor>& params) const {
   if (scale_ == 1.0) return;
   torch::NoGradGuard no_grad;
-  const double inv = 1.0 / scale_;
+  std::vector<torch::Tensor> grads;
   for (const auto& p : params)
-    if (p.grad().defined()) p.grad().mul_(inv);
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (!grads.empty()) torch::_foreach_mul_(grads, 1.0 / scale_);  // one multi-tensor kernel
 }
 
 void LossScaler::update(bool finite) {

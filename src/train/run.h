@@ -86,8 +86,9 @@ void save(Run& r);
 
 // EMA samples of the step (snapshots.cpp), drawn with the sampler
 // sampling.method names, as `scorch sample` draws them; written as a PNG
-// under samples/; 2-D data also gets its sliced-Wasserstein quality. Rank 0
-// only. Returns the quality JSON (empty for images).
+// under samples/; 2-D data also gets its sliced-Wasserstein quality. Every
+// rank calls it and draws its share of training.snapshot_num_samples; rank 0
+// writes and returns the quality JSON (empty for images and on other ranks).
 nlohmann::json snapshot_samples(Run& r);
 
 // eval.freq: FID/IS/KID of eval.freq_num_samples EMA samples (snapshots.cpp).

@@ -21,6 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint64_t kSampleStream = 0x5A3E;
+constexpr uint64_t kRankStride = 0x10000;  // rank r samples from stream kSampleStream + r·stride
 
 // Swaps the first EMA's weights into the network (eval mode) for the scope.
 class EmaWeightsScope {
@@ -41,41 +42,48 @@ class EmaWeightsScope {
   Run& r_;
 };
 
-// n samples in sampling.batch_size batches, on the CPU; `nfe` gets the
-// score evaluations per sample.
+// This rank's share of n samples (ranks take ceil(n / W) each, in rank
+// order) in sampling.batch_size batches from its own noise stream, gathered
+// on every rank in rank order, on the CPU; `nfe` gets the score evaluations
+// per sample. Rank 0's stream is the one a single process draws from.
 torch::Tensor draw_samples(Run& r, int64_t n, int64_t& nfe) {
   const auto& c = r.config;
-  std::vector<int64_t> shape{0};
+  const int64_t world = r.ctx.world_size, share = (n + world - 1) / world;
+  const int64_t count = std::clamp<int64_t>(n - r.ctx.rank * share, 0, share);
+  std::vector<int64_t> shape{share};
   for (int64_t d : sample_shape(c)) shape.push_back(d);
-  seed_streams(c.seed, kSampleStream, r.step);
+  seed_streams(c.seed, kSampleStream + static_cast<uint64_t>(r.ctx.rank) * kRankStride, r.step);
   const auto score = make_score_fn(r.net, r.sde, c.training.continuous);
   const auto options = torch::TensorOptions().device(r.ctx.device);
-  torch::Tensor x;
-  for (int64_t done = 0; done < n;) {
-    const int64_t b = std::min(c.sampling.batch_size, n - done);
+  torch::Tensor mine = torch::zeros(shape);  // padded to `share` rows for the gather
+  for (int64_t done = 0; done < count;) {
+    const int64_t b = std::min(c.sampling.batch_size, count - done);
     shape[0] = b;
     const SampleResult part = sample_from_config(c, *r.sde, score, shape, options);
     nfe = part.nfe;
-    x = x.defined() ? torch::cat({x, part.x.cpu()}) : part.x.cpu();
+    mine.narrow(0, done, b).copy_(part.x);
     done += b;
   }
-  return x;
+  if (world == 1) return mine.narrow(0, 0, n);
+  return r.comm->all_gather(mine).narrow(0, 0, n);
 }
 
 }  // namespace
 
 nlohmann::json snapshot_samples(Run& r) {
   const auto& c = r.config;
-  const int64_t n =
-      c.training.snapshot_num_samples > 0 ? c.training.snapshot_num_samples : c.sampling.batch_size;
-  const auto dir = r.workdir / "samples" / ("iter_" + step_name(r.step));
-  fs::create_directories(dir);
+  const int64_t n = c.training.snapshot_num_samples > 0 ? c.training.snapshot_num_samples
+                    : is_image_data(c)                  ? 64
+                                                        : c.sampling.batch_size;
   torch::Tensor x;
   int64_t nfe = 0;
   {
     EmaWeightsScope ema(r);
     x = draw_samples(r, n, nfe);
   }
+  if (!r.ctx.is_main()) return {};  // rank 0 writes
+  const auto dir = r.workdir / "samples" / ("iter_" + step_name(r.step));
+  fs::create_directories(dir);
 
   nlohmann::json quality;
   if (is_image_data(c)) {

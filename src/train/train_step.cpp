@@ -2,9 +2,10 @@
 // into training.grad_accum micro-batches; per micro-batch the loss under
 // autocast with noise drawn per global sample, and backward of the loss times
 // the loss scale; GradSync's hooks all-reduce gradient buckets during the
-// last backward; then unscale, clip, one small all-reduce of loss statistics
-// and overflow/preemption flags, and the optimizer and EMA step unless a
-// gradient or the loss was non-finite. In-network randomness (dropout) comes
+// last backward; then unscale, clip, the step's one host read (the loss rows
+// and the gradient norm, in one transfer after backward), one small
+// all-reduce of loss statistics and overflow/preemption flags, and the
+// optimizer and EMA step unless a gradient or the loss was non-finite. In-network randomness (dropout) comes
 // from generators seeded by (seed, rank, step), so a resumed run, on any
 // number of ranks, continues where a run that never stopped would be.
 #include <cmath>
@@ -39,9 +40,11 @@ torch::Tensor step_labels(const Run& r, const Batch& batch, const torch::Tensor&
   SCORCH_CHECK(batch.labels.defined(), "data.num_classes=", c.data.num_classes,
                " asks for class conditioning but data.dataset '", c.data.dataset,
                "' has no labels; set data.num_classes=0");
+  // Checked on the loader's CPU tensor, before the copy: no device sync.
+  const int64_t largest = batch.labels.max().item<int64_t>();
+  SCORCH_CHECK(largest < c.data.num_classes, "data.num_classes=", c.data.num_classes,
+               " but the data has label ", largest);
   auto labels = batch.labels.to(r.ctx.device, /*non_blocking=*/true);
-  SCORCH_CHECK(labels.max().item<int64_t>() < c.data.num_classes, "data.num_classes=",
-               c.data.num_classes, " but the data has label ", labels.max().item<int64_t>());
   if (c.model.class_dropout > 0) {
     BatchRandom drop(mix64(c.seed ^ kLabelDropoutSeed), r.step, c.training.batch_size,
                      r.ctx.rank * r.share(), r.share());
@@ -59,6 +62,7 @@ StepBatch next_batch(Run& r, StepOutcome& out) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - out.start).count();
   StepBatch b;
   b.x = batch.x.to(r.ctx.device, /*non_blocking=*/true);
+  if (c.model.channels_last && b.x.dim() == 4) b.x = b.x.contiguous(torch::MemoryFormat::ChannelsLast);
   if (c.data.num_classes > 0) b.labels = step_labels(r, batch, b.x);
   if (c.model.patch_size > 0) {  // one random crop per image, placed per global sample
     BatchRandom crop(mix64(c.seed ^ kPatchCropSeed), r.step, c.training.batch_size,
@@ -76,16 +80,21 @@ torch::Tensor micro_rows(const torch::Tensor& t, int64_t m, int64_t micro, int64
   return !t.defined() || accum == 1 ? t : t.narrow(0, m * micro, micro);
 }
 
+// This rank's rows of the step, left on the device until the step's one
+// host read (read_rows): times and per-sample losses (the quartile
+// statistics) and the discrete levels (the time-step sampler).
+struct StepRows {
+  std::vector<torch::Tensor> t, loss, level;
+};
+
 // Forward under autocast and backward of the scaled loss per micro-batch;
-// the gradient all-reduce overlaps the last micro-batch's backward. Returns
-// this rank's loss statistics; `levels`/`losses` collect this rank's rows in
-// order for the time-step sampler.
-QuartileStats forward_backward(Run& r, const StepBatch& b, std::vector<torch::Tensor>& levels,
-                               std::vector<torch::Tensor>& losses) {
+// the gradient all-reduce overlaps the last micro-batch's backward. Nothing
+// is read on the host between forward and backward.
+StepRows forward_backward(Run& r, const StepBatch& b) {
   const auto& c = r.config;
   const int64_t accum = c.training.grad_accum, micro = r.micro_batch;
   r.optimizer->zero_grad();
-  QuartileStats quartiles;
+  StepRows rows;
   for (int64_t m = 0; m < accum; ++m) {
     BatchRandom noise(c.seed, r.step, c.training.batch_size, r.ctx.rank * r.share() + m * micro,
                       micro);
@@ -97,14 +106,37 @@ QuartileStats forward_backward(Run& r, const StepBatch& b, std::vector<torch::Te
       out = (*r.loss)(*r.net, micro_rows(b.x, m, micro, accum),
                       micro_rows(b.labels, m, micro, accum), &noise);
     }
-    quartiles.add(out);
-    if (r.timestep_sampler) {
-      levels.push_back(out.level.to(torch::kCPU, torch::kDouble));
-      losses.push_back(out.per_sample.to(torch::kCPU, torch::kDouble));
-    }
+    rows.t.push_back(out.t.detach());
+    rows.loss.push_back(out.per_sample.detach());
+    if (r.timestep_sampler) rows.level.push_back(out.level);
     (out.loss.to(torch::kFloat) * (r.scaler->scale() / static_cast<double>(accum))).backward();
   }
-  return quartiles;
+  return rows;
+}
+
+// The step's one host read: this rank's rows and the gradient norm, in one
+// float64 transfer (float32 and int64 levels below 2^53 convert exactly),
+// into the quartile statistics and, for the time-step sampler, CPU levels
+// and losses.
+struct HostRows {
+  QuartileStats quartiles;
+  torch::Tensor level, loss;  // [share] float64 on the CPU; undefined without a sampler
+  double grad_norm = 0;
+};
+HostRows read_rows(const StepRows& rows, const torch::Tensor& grad_norm) {
+  const auto t = torch::cat(rows.t).to(torch::kDouble), loss = torch::cat(rows.loss).to(torch::kDouble);
+  std::vector<torch::Tensor> parts{t, loss, grad_norm.to(t.device(), torch::kDouble).reshape({1})};
+  if (!rows.level.empty()) parts.push_back(torch::cat(rows.level).to(torch::kDouble));
+  const auto host = torch::cat(parts).cpu();
+  const int64_t n = t.numel();
+  HostRows out;
+  out.quartiles.add(host.narrow(0, 0, n), host.narrow(0, n, n));
+  out.grad_norm = host[2 * n].item<double>();
+  if (!rows.level.empty()) {
+    out.level = host.narrow(0, 2 * n + 1, n);
+    out.loss = host.narrow(0, n, n);
+  }
+  return out;
 }
 
 // One all-reduce: the loss statistics, and every rank's view of overflow and
@@ -137,18 +169,19 @@ StepOutcome train_step(Run& r, const PreemptionWatch& preemption) {
   seed_streams(c.seed, static_cast<uint64_t>(r.ctx.rank), r.step);
   StepOutcome out;
   const StepBatch b = next_batch(r, out);
-  std::vector<torch::Tensor> levels, losses;  // this rank's rows, in order
-  out.quartiles = forward_backward(r, b, levels, losses);
+  const StepRows rows = forward_backward(r, b);
   if (r.sync) r.sync->finish();
   r.scaler->unscale(r.optimizer->params());
-  out.grad_norm = r.optimizer->clip_gradients();
+  const HostRows host = read_rows(rows, r.optimizer->clip_gradients_tensor());
+  out.quartiles = host.quartiles;
+  out.grad_norm = host.grad_norm;
   agree(r, out, preemption);
 
   r.scaler->update(out.finite);
   if (r.timestep_sampler && out.finite) {
     // Every rank's rows in rank order are the global batch in row order, so
     // every rank (and any world size) applies the same update.
-    auto mine = torch::stack({torch::cat(levels), torch::cat(losses)}, 1);  // [share, 2]
+    auto mine = torch::stack({host.level, host.loss}, 1);  // [share, 2]
     const auto all = r.ctx.world_size > 1 ? r.comm->all_gather(mine.contiguous()) : mine;
     r.timestep_sampler->update(all.select(1, 0), all.select(1, 1));
   }

@@ -93,19 +93,11 @@ void save(Run& r) {
 
 namespace {
 
-// The collectives this run uses: local for one rank, MPI on the CPU. CUDA
-// with several ranks needs the NCCL communicator of a CUDA build.
+// The collectives this run uses: local for one rank, else dist.backend's.
 std::unique_ptr<Communicator> make_training_communicator(const Run& r) {
   const auto& d = r.config.dist;
   if (r.ctx.world_size == 1) return make_local_communicator();
-  if (r.ctx.device.is_cuda())
-    fail(detail::concat("training on ", r.ctx.device.str(), " with ", r.ctx.world_size,
-                        " ranks needs the NCCL communicator, which Scorch does not have yet "
-                        "(multi-GPU training is still to come); train on one GPU, or on the CPU with "
-                        "dist.device=cpu"));
-  SCORCH_CHECK(d.backend != BackendName::kNccl, "dist.backend=nccl needs CUDA devices, but this run is on ",
-               r.ctx.device.str(), "; use dist.backend=auto or mpi");
-  return make_communicator(r.ctx, d.timeout_s);
+  return make_communicator(r.ctx, d.backend, d.timeout_s);
 }
 
 // Rank 0's parameters and buffers to every rank.
@@ -414,14 +406,15 @@ void checkpoint_or_stop(Run& r, bool preempt, PreemptionWatch& preemption) {
       "; run the same command to resume"));
 }
 
-// EMA samples at snapshot_freq (rank 0) and evaluation at eval.freq (every
-// rank); the evaluation's time is not counted as training time.
+// EMA samples at snapshot_freq and evaluation at eval.freq, both shared by
+// every rank (rank 0 writes); the evaluation's time is not counted as
+// training time.
 void sample_and_evaluate(Run& r, Interval& in, RunLog* run_log, nlohmann::json& quality) {
   const auto& c = r.config;
   const bool snapshot = r.step % c.training.snapshot_freq == 0 || r.step == c.training.n_iters;
-  if (snapshot && c.training.snapshot_sampling && r.ctx.is_main()) {
+  if (snapshot && c.training.snapshot_sampling) {  // every rank draws its share
     quality = snapshot_samples(r);
-    if (!quality.empty()) run_log->write({{"step", r.step}, {"quality", quality}});
+    if (!quality.empty() && run_log) run_log->write({{"step", r.step}, {"quality", quality}});
   }
   if (c.eval.freq > 0 && r.step % c.eval.freq == 0) {
     const auto e0 = Clock::now();

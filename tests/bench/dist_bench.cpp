@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   config.dist.device = DeviceName::kCpu;
   const DistContext ctx =
       launched_by_mpi() ? make_mpi_context(config) : make_single_process_context(config);
-  auto comm = make_communicator(ctx, config.dist.timeout_s);
+  auto comm = make_communicator(ctx, config.dist.backend, config.dist.timeout_s);
 
   torch::manual_seed(0);  // the same model on every rank; data differ
   const int64_t io = 512, w = o.width;

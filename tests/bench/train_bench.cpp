@@ -22,11 +22,9 @@
 #include <string>
 #include <vector>
 
-#ifdef SCORCH_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
 
 #include "core/batch_random.h"  // defines: BatchRandom
+#include "core/compat.h"        // defines: compat::gpu_memory, compat::reset_gpu_peak
 #include "core/error.h"         // defines: detail::concat
 #include "core/config.h"        // defines: Config, load_config
 #include "losses/loss.h"        // defines: make_loss
@@ -49,22 +47,12 @@ void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize();
 }
 
-void reset_peak(const torch::Device& d) {
-#ifdef SCORCH_CUDA
-  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index() < 0 ? 0 : d.index());
-#endif
-}
+void reset_peak(const torch::Device& d) { compat::reset_gpu_peak(d); }
 
 // Peak allocated bytes since reset_peak, or -1 without a CUDA build and device.
 double peak_mib(const torch::Device& d) {
-#ifdef SCORCH_CUDA
-  if (d.is_cuda()) {
-    namespace alloc = c10::cuda::CUDACachingAllocator;
-    const auto s = alloc::getDeviceStats(d.index() < 0 ? 0 : d.index());
-    return s.allocated_bytes[static_cast<size_t>(alloc::StatType::AGGREGATE)].peak / 1048576.0;
-  }
-#endif
-  return -1;
+  double allocated = 0, peak = 0;
+  return compat::gpu_memory(d, &allocated, &peak) ? peak / 1048576.0 : -1;
 }
 
 struct TrainRow {

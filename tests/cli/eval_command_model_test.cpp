@@ -69,12 +69,17 @@ TEST(EvalModel, SamplesAndMetricsAreTheSameOnAnyNumberOfRanksAndBatchSizes) {
   r = mpirun_scorch(2, common + " --batch 5 --out " + two.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto b = nlohmann::json::parse(r.stdout_only);
+  const auto gloo = ref.dir.path / "gloo";
+  r = mpirun_scorch(2, common + " --batch 5 --out " + gloo.string() + " dist.backend=gloo");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.stdout_only)["fid"], b["fid"]);
   r = run_scorch(common + " --batch 8 --out " + other.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto c = nlohmann::json::parse(r.stdout_only);
 
   const auto images = ShardedDataset(one.string()).read_range(0, 23);
   EXPECT_TRUE(torch::equal(images, ShardedDataset(two.string()).read_range(0, 23)));
+  EXPECT_TRUE(torch::equal(images, ShardedDataset(gloo.string()).read_range(0, 23)));
   EXPECT_TRUE(torch::equal(images, ShardedDataset(other.string()).read_range(0, 23)));
   EXPECT_FALSE(torch::equal(images[0], images[1])) << "each sample draws its own noise";
 

@@ -93,14 +93,17 @@ TEST(EvalCli, FidBetweenDatasetsMatchesTheirFeatureMoments) {
   EXPECT_NEAR(report["fid"].get<double>(), expected, 1e-6 * expected);
   EXPECT_TRUE(report["kid"].is_null()) << "the statistics were saved without features";
 
-  // Two ranks give the same report as one process.
-  r = mpirun_scorch(2, "eval --samples " + f.b.string() + " --ref " + stats.string() +
-                           " --extractor " + f.detector.string() + " --json");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto two = nlohmann::json::parse(r.stdout_only);
-  EXPECT_NEAR(two["fid"].get<double>(), report["fid"].get<double>(), 1e-9 * expected);
-  EXPECT_NEAR(two["inception_score"].get<double>(), report["inception_score"].get<double>(),
-              1e-12);
+  // Two ranks give the same report as one process, on either backend.
+  for (const std::string backend : {"mpi", "gloo"}) {
+    r = mpirun_scorch(2, "eval --samples " + f.b.string() + " --ref " + stats.string() +
+                             " --extractor " + f.detector.string() + " --json dist.backend=" +
+                             backend);
+    ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.output;
+    const auto two = nlohmann::json::parse(r.stdout_only);
+    EXPECT_NEAR(two["fid"].get<double>(), report["fid"].get<double>(), 1e-9 * expected);
+    EXPECT_NEAR(two["inception_score"].get<double>(), report["inception_score"].get<double>(),
+                1e-12);
+  }
 }
 
 TEST(EvalCli, ThreeRanksComputeTheSameStatistics) {
@@ -109,25 +112,28 @@ TEST(EvalCli, ThreeRanksComputeTheSameStatistics) {
   auto r = run_scorch("stats --data " + f.a.string() + " --out " + one.string() +
                       " --extractor " + f.detector.string() + " --features");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = mpirun_scorch(3, "stats --data " + f.a.string() + " --out " + three.string() +
-                           " --extractor " + f.detector.string() + " --features --batch 7");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  // numpy reads Scorch's files: compare the two with it.
-  r = run_command("/usr/bin/python3 -c \"import numpy as np; a=np.load('" + one.string() +
-                  "'); b=np.load('" + three.string() +
-                  "'); print(abs(a['mu']-b['mu']).max()/abs(a['mu']).max(), "
-                  "abs(a['sigma']-b['sigma']).max()/abs(a['sigma']).max(), "
-                  "(a['features']==b['features']).all(), int(a['count']))\"");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::istringstream out(r.stdout_only);
-  double dmu = 1, dsigma = 1;
-  std::string same;
-  int64_t count = 0;
-  out >> dmu >> dsigma >> same >> count;
-  EXPECT_LE(dmu, 1e-12);
-  EXPECT_LE(dsigma, 1e-9);
-  EXPECT_EQ(same, "True");
-  EXPECT_EQ(count, 101);
+  for (const std::string backend : {"mpi", "gloo"}) {
+    r = mpirun_scorch(3, "stats --data " + f.a.string() + " --out " + three.string() +
+                             " --extractor " + f.detector.string() +
+                             " --features --batch 7 dist.backend=" + backend);
+    ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.output;
+    // numpy reads Scorch's files: compare the two with it.
+    r = run_command("/usr/bin/python3 -c \"import numpy as np; a=np.load('" + one.string() +
+                    "'); b=np.load('" + three.string() +
+                    "'); print(abs(a['mu']-b['mu']).max()/abs(a['mu']).max(), "
+                    "abs(a['sigma']-b['sigma']).max()/abs(a['sigma']).max(), "
+                    "(a['features']==b['features']).all(), int(a['count']))\"");
+    ASSERT_EQ(r.exit_code, 0) << backend << ": " << r.output;
+    std::istringstream out(r.stdout_only);
+    double dmu = 1, dsigma = 1;
+    std::string same;
+    int64_t count = 0;
+    out >> dmu >> dsigma >> same >> count;
+    EXPECT_LE(dmu, 1e-12);
+    EXPECT_LE(dsigma, 1e-9);
+    EXPECT_EQ(same, "True");
+    EXPECT_EQ(count, 101);
+  }
 }
 
 TEST(EvalCli, PytorchFidStyleStatisticsLoadAndBadInputsAreNamed) {

@@ -3,6 +3,8 @@
 // generator's; the draws are standard normal.
 #include <gtest/gtest.h>
 
+#include "core/compat.h"
+#include "core/rng.h"
 #include "core/sample_noise.h"
 
 namespace scorch {
@@ -30,6 +32,24 @@ TEST(SampleNoise, RowsDependOnTheSampleIndexNotTheBatching) {
   EXPECT_FALSE(torch::equal(whole[0], whole[1]));
   PerSampleNoise other(8, 0, 10);
   EXPECT_FALSE(torch::equal(sample_randn({10, 12}, {}), whole.narrow(1, 0, 12)));
+}
+
+// Row i is randn(row shape) of a CPU generator seeded with
+// derive_seed(seed, 0x5E1D, first + i), as the row-by-row draw made it before
+// rows were filled in place and in parallel: the same values, short rows (the
+// scalar path) and long ones (the vectorised path) alike.
+TEST(SampleNoise, ParallelInPlaceRowsEqualTheRowByRowDraw) {
+  torch::set_num_threads(2);
+  for (const std::vector<int64_t> row : {std::vector<int64_t>{3}, std::vector<int64_t>{3, 8, 8}}) {
+    std::vector<int64_t> shape{9};
+    shape.insert(shape.end(), row.begin(), row.end());
+    PerSampleNoise scope(21, 40, 9);
+    const auto drawn = sample_randn(shape, {});
+    for (int64_t i = 0; i < 9; ++i) {
+      auto g = compat::cpu_generator(derive_seed(21, 0x5E1D, static_cast<uint64_t>(40 + i)));
+      EXPECT_TRUE(torch::equal(drawn[i], compat::randn(row, g, torch::kFloat))) << "row " << i;
+    }
+  }
 }
 
 TEST(SampleNoise, OutsideAScopeDrawsFromTheDefaultGenerator) {

@@ -4,8 +4,8 @@
 # config and state directory (no cgroups, two fake GPUs so that the script's
 # --gpus-per-task=1 is honoured). First a job is sent SIGUSR2 while its ranks
 # are still starting: they exit 75 before their first step, writing nothing,
-# and the script requeues it. Then it submits a 2-rank CPU training job, sends
-# the batch shell SIGUSR2 (as `#SBATCH --signal=B:USR2@90` would) once the job
+# and the script requeues it. Then it submits a 2-rank CPU training job (on
+# dist.backend=gloo), sends the batch shell SIGUSR2 (as `#SBATCH --signal=B:USR2@90` would) once the job
 # has made progress, and checks that the ranks save a snapshot and exit 75,
 # that the script requeues the job, that the rerun resumes from the snapshot,
 # and that the job completes with a final checkpoint at training.n_iters that
@@ -211,7 +211,8 @@ job=$(cd "$tmp" && sbatch --parsable --ntasks-per-node=2 --cpus-per-task=1 \
   --export="ALL,SCORCH_BIN=$bin,OMP_NUM_THREADS=1,SCORCH_LAUNCHER=${SCORCH_TEST_LAUNCHER:-srun}" \
   "$src/launch/slurm.sbatch" --workdir "$run" seed=11 training.n_iters="$n_iters" \
   training.batch_size=64 training.log_freq=10 training.snapshot_freq="$n_iters" \
-  training.snapshot_freq_for_preemption="$n_iters" training.snapshot_sampling=false) ||
+  training.snapshot_freq_for_preemption="$n_iters" training.snapshot_sampling=false \
+  dist.backend=gloo) ||
   fail "sbatch refused launch/slurm.sbatch"
 job=${job%%;*}
 out=$tmp/job-$job.out

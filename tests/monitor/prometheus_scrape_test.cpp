@@ -171,7 +171,7 @@ TEST(PrometheusScrape, TwoRankTrainingRunIsDiscoveredAndScraped) {
              " training.log_freq=1 training.snapshot_sampling=false optim.warmup=0 "
              "monitor.enabled=true monitor.bind=127.0.0.1 monitor.port=" +
              std::to_string(base) + " monitor.targets_file=" + targets_file.string() +
-             " monitor.linger_s=5");
+             " monitor.linger_s=5 dist.backend=gloo");  // the Gloo path; mpi is tested alike
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("metrics: http://127.0.0.1:" + std::to_string(base) + "/metrics"),
             std::string::npos)

@@ -164,6 +164,37 @@ TEST(Networks, OutputShapeAndTimeDependence) {
   }
 }
 
+// model.channels_last: every 4-D weight in NHWC order, the same function.
+TEST(Networks, ChannelsLastKeepsTheFunction) {
+  for (const char* name : {"ve/cifar10_ncsnpp_continuous", "vp/cifar10_ddpm"}) {
+    torch::manual_seed(0);
+    ScoreNet plain = make_score_net(small_config(name));
+    torch::manual_seed(0);
+    ScoreNet nhwc = make_score_net(small_config(name, {"model.channels_last=true"}));
+    wake_up(*plain);
+    {  // the same weights, each in its own layout
+      torch::NoGradGuard no_grad;
+      auto from = plain->parameters(), to = nhwc->parameters();
+      for (size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i]);
+    }
+    int64_t four_d = 0;
+    for (const auto& p : nhwc->parameters()) {
+      if (p.dim() != 4) continue;
+      ++four_d;
+      EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast)) << name;
+    }
+    EXPECT_GT(four_d, 5) << name;
+    plain->eval();
+    nhwc->eval();
+    torch::NoGradGuard no_grad;
+    const auto x = torch::rand({2, 3, 16, 16});
+    const auto t = torch::tensor({0.5f, 7.0f});
+    const auto a = plain->forward(x, t);
+    const auto b = nhwc->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), t);
+    EXPECT_LE((a - b).abs().max().item<double>(), 1e-5 * a.abs().max().item<double>()) << name;
+  }
+}
+
 TEST(Networks, ScaleBySigmaDividesTheOutput) {
   // VE NCSN++ returns net(x, sigma) / sigma: with the same weights, the
   // network without scale_by_sigma outputs sigma times as much.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -45,14 +46,25 @@ inline CommandResult run_scorch(const std::string& args) {
   return run_command(std::string(SCORCH_BINARY) + " " + args);
 }
 
+// The dist.backend that multi-rank tests run on: SCORCH_TEST_DIST_BACKEND
+// (CTest registers each multi-rank suite once per backend), else mpi.
+inline std::string test_dist_backend() {
+  const char* b = std::getenv("SCORCH_TEST_DIST_BACKEND");
+  return b && *b ? b : "mpi";
+}
+
 #ifdef SCORCH_MPIRUN
 // The scorch binary under `mpirun --oversubscribe -np N` (and
-// --allow-run-as-root when the tests run as root).
-inline std::string mpirun_scorch_command(int ranks) {
-  return std::string(SCORCH_MPIRUN) + " -np " + std::to_string(ranks) + " " + SCORCH_BINARY;
+// --allow-run-as-root when the tests run as root) running `args`, on
+// test_dist_backend() unless `args` names a dist.backend itself.
+inline std::string mpirun_scorch_command(int ranks, const std::string& args) {
+  std::string line = std::string(SCORCH_MPIRUN) + " -np " + std::to_string(ranks) + " " +
+                     SCORCH_BINARY + " " + args;
+  if (args.find("dist.backend=") == std::string::npos) line += " dist.backend=" + test_dist_backend();
+  return line;
 }
 inline CommandResult mpirun_scorch(int ranks, const std::string& args) {
-  return run_command(mpirun_scorch_command(ranks) + " " + args);
+  return run_command(mpirun_scorch_command(ranks, args));
 }
 #endif
 

@@ -156,14 +156,6 @@ TEST(Optimizer, FrozenParametersAreLeftOut) {
   EXPECT_EQ(opt.names()[0], "w");
 }
 
-TEST(Optimizer, ZeroGradZeroesGradients) {
-  torch::Tensor w = param({1.0f, 2.0f});
-  Optimizer opt(params_of({{"w", w}}), adam_config());
-  set_grad(w, {1.0f, 1.0f});
-  opt.zero_grad();
-  EXPECT_EQ(w.grad().abs().sum().item<float>(), 0.0f);
-}
-
 TEST(Optimizer, StateRoundTripContinuesBitIdentically) {
   for (const OptimizerName kind : {OptimizerName::kAdam, OptimizerName::kAdamW}) {
     OptimConfig c = adam_config(0.05, 3, 0.5);

@@ -1,6 +1,7 @@
-// MPI collectives on CPU tensors, run under `mpirun -np 2` and `-np 3` (CTest
-// DistMpi.np2 / np3): every rank checks the results against closed forms in
-// its rank r and the world size W.
+// Collectives on CPU tensors, run under `mpirun -np 2` and `-np 3` on the
+// communicator of SCORCH_TEST_DIST_BACKEND (CTest DistMpi.np2 / np3: mpi;
+// Dist.gloo.np2 / np3: c10d's Gloo): every rank checks the results against
+// closed forms in its rank r and the world size W.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -23,7 +24,11 @@ struct Mpi : ::testing::Test {
     Config c;
     c.dist.device = DeviceName::kCpu;
     ctx = make_mpi_context(c);
-    comm = make_communicator(ctx).release();
+    comm = make_communicator(ctx, backend()).release();
+  }
+  static BackendName backend() {
+    const char* b = std::getenv("SCORCH_TEST_DIST_BACKEND");
+    return parse_choice<BackendName>(b && *b ? b : "mpi", "dist.backend");
   }
   static DistContext ctx;
   static Communicator* comm;
@@ -35,7 +40,7 @@ TEST_F(Mpi, ContextMatchesTheLauncher) {
   EXPECT_EQ(ctx.world_size, std::atoi(std::getenv("OMPI_COMM_WORLD_SIZE")));
   EXPECT_EQ(ctx.rank, std::atoi(std::getenv("OMPI_COMM_WORLD_RANK")));
   EXPECT_EQ(ctx.local_rank, ctx.rank);  // one node
-  EXPECT_STREQ(comm->name(), "mpi");
+  EXPECT_STREQ(comm->name(), choice_name(backend()));
   EXPECT_EQ(comm->size(), ctx.world_size);
   EXPECT_EQ(comm->rank(), ctx.rank);
 }
@@ -77,7 +82,7 @@ TEST_F(Mpi, AllGatherInRankOrder) {
 // blocks, and a Work dropped without wait() completes in its destructor.
 TEST_F(Mpi, ALateRankWithinTheTimeoutIsWaitedFor) {
   const int r = ctx.rank, w = ctx.world_size;
-  auto late = make_mpi_communicator(/*timeout_s=*/30);
+  auto late = make_communicator(ctx, backend(), /*timeout_s=*/30);
   if (r == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto t = torch::full({1000}, static_cast<float>(r + 1));
   auto work = late->all_reduce_sum_async(t);

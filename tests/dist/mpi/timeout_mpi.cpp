@@ -1,5 +1,6 @@
 // A peer that never joins a collective: run under `mpirun -np 2` (CTest
-// DistMpi.timeout*, through expect_timeout.cmake). Rank 1 sleeps far longer
+// DistMpi.timeout* and Dist.gloo.timeout*, through expect_timeout.cmake) on
+// the communicator of SCORCH_TEST_DIST_BACKEND (mpi when unset). Rank 1 sleeps far longer
 // than the test may run; rank 0 enters the collective named by argv[1] with
 // a 2 s timeout. The job must end non-zero within seconds, rank 0 naming the
 // collective and dist.timeout_s on stderr. A plain main: the abort ends every
@@ -9,11 +10,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "core/config.h"        // defines: Config
-#include "dist/communicator.h"  // defines: Communicator, Work
+#include "dist/communicator.h"  // defines: Communicator, Work, make_communicator
 #include "dist/mpi.h"           // defines: launched_by_mpi, make_mpi_context, make_mpi_communicator
 
 int main(int argc, char** argv) {
@@ -26,7 +28,10 @@ int main(int argc, char** argv) {
   Config config;
   config.dist.device = DeviceName::kCpu;
   const DistContext ctx = make_mpi_context(config);
-  auto comm = make_mpi_communicator(ctx.rank == 0 ? 2.0 : 600.0);
+  const char* backend = std::getenv("SCORCH_TEST_DIST_BACKEND");
+  auto comm = make_communicator(
+      ctx, parse_choice<BackendName>(backend && *backend ? backend : "mpi", "dist.backend"),
+      ctx.rank == 0 ? 2.0 : 600.0);
   comm->barrier();  // both ranks are up: the 2 s count only the stall
   if (ctx.rank != 0) {
     std::this_thread::sleep_for(std::chrono::seconds(300));  // stalled

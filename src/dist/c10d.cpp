@@ -1,0 +1,290 @@
+// c10d process groups behind the Communicator interface (see c10d.h).
+#include "dist/c10d.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include "core/error.h"
+#include "core/log.h"
+#include "dist/context.h"
+#include "dist/mpi.h"
+
+namespace scorch {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string reason(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
+
+// A collective that failed or timed out cannot be recovered by one rank: say
+// which rank and collective, then end the whole job.
+[[noreturn]] void end_job(int rank, const char* what, const char* backend, double timeout_s,
+                          Clock::time_point started, const std::string& why) {
+  const double waited_s = std::chrono::duration<double>(Clock::now() - started).count();
+  if (waited_s >= 0.9 * timeout_s) {
+    std::fprintf(stderr,
+                 "error: rank %d: %s did not complete within %g s (waited %.1f s; "
+                 "dist.timeout_s = %g); another rank has probably died or stalled, "
+                 "ending the job [%s: %s]\n",
+                 rank, what, timeout_s, waited_s, timeout_s, backend, why.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "error: rank %d: %s failed after %.1f s (dist.timeout_s = %g): %s; another "
+                 "rank has probably died, ending the job [%s]\n",
+                 rank, what, waited_s, timeout_s, why.c_str(), backend);
+  }
+  std::fflush(stderr);
+  abort_job_if_distributed(1);
+  std::abort();
+}
+
+// Rank 0's store address, "host:port", on every rank (over MPI).
+std::string broadcast_store_address(const std::string& mine, double timeout_s) {
+  auto mpi = make_mpi_communicator(timeout_s);
+  auto buffer = torch::zeros({256}, torch::kUInt8);
+  if (mpi->rank() == 0) {
+    TORCH_CHECK(mine.size() < 256, "store address too long: ", mine);
+    std::memcpy(buffer.data_ptr(), mine.data(), mine.size());
+  }
+  mpi->broadcast(buffer, 0);
+  return std::string(reinterpret_cast<const char*>(buffer.data_ptr()));
+}
+
+std::string host_name() {
+  char name[256] = {0};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "127.0.0.1";
+  return name;
+}
+
+// Rank 0 serves the store on a port the kernel picks; every rank connects.
+c10::intrusive_ptr<c10d::Store> join_store(const DistContext& ctx, double timeout_s) {
+  c10d::TCPStoreOptions opts;
+  opts.numWorkers = static_cast<size_t>(ctx.world_size);
+  opts.waitWorkers = false;  // the others learn the address only after this returns
+  opts.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  c10::intrusive_ptr<c10d::TCPStore> server;
+  std::string mine;
+  if (ctx.rank == 0) {
+    opts.port = 0;
+    opts.isServer = true;
+    const std::string host = host_name();
+    server = c10::make_intrusive<c10d::TCPStore>(host, opts);
+    mine = host + ":" + std::to_string(server->getPort());
+  }
+  // World size 1 (a GPU check, a single-rank job) needs no MPI at all.
+  const std::string address = ctx.world_size == 1 ? mine : broadcast_store_address(mine, timeout_s);
+  if (server) return server;
+  const auto colon = address.rfind(':');
+  opts.port = static_cast<uint16_t>(std::stoi(address.substr(colon + 1)));
+  return c10::make_intrusive<c10d::TCPStore>(address.substr(0, colon), opts);
+}
+
+// One collective in flight on a process group.
+template <typename WorkPtr>
+class C10dWork : public Work {
+ public:
+  C10dWork(WorkPtr work, int rank, const char* backend, double timeout_s)
+      : work_(std::move(work)), rank_(rank), backend_(backend), timeout_s_(timeout_s) {}
+  // A Work dropped without wait() completes here, as MpiWork does.
+  ~C10dWork() override {
+    try {
+      work_->wait();
+    } catch (const std::exception&) {
+    }
+  }
+  void wait() override {
+    const auto started = Clock::now();
+    try {
+      work_->wait();
+    } catch (const std::exception& e) {
+      end_job(rank_, "all_reduce_sum_async", backend_, timeout_s_, started, reason(e));
+    }
+  }
+
+ private:
+  WorkPtr work_;
+  int rank_;
+  const char* backend_;
+  double timeout_s_;
+};
+
+// The communicator over one process group type (ProcessGroupGloo or
+// ProcessGroupNCCL: the same calls in LibTorch 1.13 and 2.x).
+template <typename Group>
+class C10dCommunicator : public Communicator {
+ public:
+  // `stage_on`: a device that CPU tensors visit for their collectives (NCCL
+  // reduces only CUDA tensors; the loss statistics and data cursors are CPU
+  // tensors); CPU for none.
+  C10dCommunicator(c10::intrusive_ptr<Group> group, const char* name, int rank, int size,
+                   double timeout_s, bool widen_half, torch::Device stage_on)
+      : group_(std::move(group)),
+        name_(name),
+        rank_(rank),
+        size_(size),
+        timeout_s_(timeout_s),
+        widen_half_(widen_half),
+        stage_on_(stage_on) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char* name() const override { return name_; }
+
+  void all_reduce_sum(torch::Tensor& t) override {
+    check(t, "all_reduce_sum");
+    if (staged(t)) {
+      auto on_device = t.to(stage_on_);
+      all_reduce_sum(on_device);
+      t.copy_(on_device);
+      return;
+    }
+    if (widen_half_ && (t.scalar_type() == torch::kHalf || t.scalar_type() == torch::kBFloat16)) {
+      auto wide = t.to(torch::kFloat);
+      all_reduce_sum(wide);
+      t.copy_(wide);
+      return;
+    }
+    std::vector<at::Tensor> tensors{t};
+    run("all_reduce_sum", [&] { return group_->allreduce(tensors, sum()); });
+  }
+  std::unique_ptr<Work> all_reduce_sum_async(torch::Tensor& t) override {
+    check(t, "all_reduce_sum_async");
+    TORCH_CHECK(!staged(t), "all_reduce_sum_async: the ", name_, " communicator takes ",
+                stage_on_, " tensors, got ", t.device());
+    std::vector<at::Tensor> tensors{t};
+    auto work = group_->allreduce(tensors, sum());
+    return std::make_unique<C10dWork<decltype(work)>>(std::move(work), rank_, name_, timeout_s_);
+  }
+  void broadcast(torch::Tensor& t, int root) override {
+    check(t, "broadcast");
+    if (staged(t)) {
+      auto on_device = t.to(stage_on_);
+      broadcast(on_device, root);
+      t.copy_(on_device);
+      return;
+    }
+    std::vector<at::Tensor> tensors{t};
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    run("broadcast", [&] { return group_->broadcast(tensors, opts); });
+  }
+  torch::Tensor all_gather(const torch::Tensor& t) override {
+    check(t, "all_gather");
+    if (staged(t)) return all_gather(t.to(stage_on_)).cpu();
+    std::vector<int64_t> shape = t.sizes().vec();
+    TORCH_CHECK(!shape.empty(), "all_gather needs a batch dimension");
+    shape[0] *= size_;
+    auto out = torch::empty(shape, t.options());
+    std::vector<std::vector<at::Tensor>> outputs{out.chunk(size_, 0)};
+    std::vector<at::Tensor> inputs{t};
+    run("all_gather", [&] { return group_->allgather(outputs, inputs); });
+    return out;
+  }
+  void barrier() override {
+    run("barrier", [&] { return group_->barrier(); });
+  }
+
+ private:
+  static c10d::AllreduceOptions sum() {
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    return opts;
+  }
+  void check(const torch::Tensor& t, const char* what) const {
+    TORCH_CHECK(t.is_contiguous(), what, ": tensor must be contiguous");
+  }
+  bool staged(const torch::Tensor& t) const { return !stage_on_.is_cpu() && t.is_cpu(); }
+  // Starts a collective and waits for it; a failure ends the job.
+  template <typename Start>
+  void run(const char* what, Start start) {
+    const auto started = Clock::now();
+    try {
+      start()->wait();
+    } catch (const std::exception& e) {
+      end_job(rank_, what, name_, timeout_s_, started, reason(e));
+    }
+  }
+
+  c10::intrusive_ptr<Group> group_;
+  const char* name_;
+  int rank_, size_;
+  double timeout_s_;
+  bool widen_half_;  // Gloo reduces no bfloat16: through float32, as MPI
+  torch::Device stage_on_;
+};
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+}  // namespace
+
+bool c10d_backend_built(BackendName backend) {
+#ifdef USE_C10D_GLOO
+  if (backend == BackendName::kGloo) return true;
+#endif
+#ifdef USE_C10D_NCCL
+  if (backend == BackendName::kNccl) return true;
+#endif
+  return false;
+}
+
+std::unique_ptr<Communicator> make_c10d_communicator(BackendName backend, const DistContext& ctx,
+                                                     double timeout_s) {
+  TORCH_CHECK(timeout_s > 0, "dist.timeout_s must be positive, got ", timeout_s);
+  SCORCH_CHECK(backend == BackendName::kGloo || backend == BackendName::kNccl,
+               "dist.backend=", choice_name(backend), " is not a c10d process group");
+  SCORCH_CHECK(backend != BackendName::kNccl || ctx.device.is_cuda(),
+               "dist.backend=nccl needs CUDA devices, but this run is on ", ctx.device.str(),
+               "; use dist.backend=auto, mpi or gloo");
+  SCORCH_CHECK(c10d_backend_built(backend), "dist.backend=", choice_name(backend),
+               " but this build has no ",
+               backend == BackendName::kGloo
+                   ? "Gloo (build with libgloo-dev installed: launch/install_deps.sh)"
+                   : "NCCL (build against a CUDA LibTorch with NCCL)",
+               "; use dist.backend=mpi");
+  auto store = join_store(ctx, timeout_s);
+#ifdef USE_C10D_GLOO
+  if (backend == BackendName::kGloo) {
+    using Gloo = c10d::ProcessGroupGloo;
+    auto options = Gloo::Options::create(to_ms(timeout_s));
+    const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
+    options->devices.push_back(iface && *iface ? Gloo::createDeviceForInterface(iface)
+                                               : Gloo::createDefaultDevice());
+    auto group = c10::make_intrusive<Gloo>(store, ctx.rank, ctx.world_size, options);
+    return std::make_unique<C10dCommunicator<Gloo>>(std::move(group), "gloo", ctx.rank,
+                                                    ctx.world_size, timeout_s, true,
+                                                    torch::kCPU);
+  }
+#endif
+#ifdef USE_C10D_NCCL
+  if (backend == BackendName::kNccl) {
+    using Nccl = c10d::ProcessGroupNCCL;
+    auto options = Nccl::Options::create();
+    options->timeout = to_ms(timeout_s);
+    auto group = c10::make_intrusive<Nccl>(store, ctx.rank, ctx.world_size, options);
+    return std::make_unique<C10dCommunicator<Nccl>>(std::move(group), "nccl", ctx.rank,
+                                                    ctx.world_size, timeout_s, false,
+                                                    ctx.device);
+  }
+#endif
+  fail("unreachable: no c10d backend");
+}
+
+}  // namespace scorch

@@ -1,0 +1,38 @@
+// Communicators over LibTorch's c10d process groups, the engine of PyTorch's
+// own DDP: Gloo (CPU tensors; Debian's LibTorch with libgloo-dev) and NCCL
+// (CUDA tensors; a CUDA LibTorch). MPI stays the launcher and the bootstrap:
+// rank 0 starts a c10d::TCPStore on a free port of its host and broadcasts
+// "host:port" over MPI; every rank then joins the process group through the
+// store. Both groups have the same calls, so the NCCL path differs from the
+// Gloo path that the CPU tests run only in the line that constructs it.
+//
+//   auto comm = make_c10d_communicator(BackendName::kGloo, ctx, /*timeout_s=*/600);
+//
+// `timeout_s` (dist.timeout_s) is the process group's timeout: a collective
+// that fails (a peer died: its connection closed) or does not complete within
+// it prints the rank and the collective to stderr and ends the whole job
+// through MPI_Abort, as the MPI communicator does. No header names c10d: only
+// c10d.cpp includes it.
+#pragma once
+
+#include <memory>
+
+#include "core/choices.h"
+#include "dist/communicator.h"
+
+namespace scorch {
+
+struct DistContext;
+
+// True when this build has the backend: gloo with libgloo-dev (USE_C10D_GLOO),
+// nccl with a CUDA LibTorch and NCCL (USE_C10D_NCCL).
+bool c10d_backend_built(BackendName backend);
+
+// REQUIRES: backend is kGloo or kNccl, timeout_s > 0, and launched_by_mpi()
+// unless ctx.world_size == 1.
+// Throws scorch::Error naming dist.backend when this build lacks the backend,
+// or (nccl) when ctx.device is not a CUDA device.
+std::unique_ptr<Communicator> make_c10d_communicator(BackendName backend, const DistContext& ctx,
+                                                     double timeout_s);
+
+}  // namespace scorch
