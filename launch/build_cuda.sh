@@ -11,6 +11,9 @@ python=.venv/bin/python
 prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
   { echo "build_cuda: no torch in .venv; run launch/install_deps.sh" >&2; exit 1; }
 # The wheel's root too, so that CMake finds its libtorch.so before Debian's.
-export CMAKE_PREFIX_PATH="$prefix;$(dirname "$(dirname "$prefix")")"
+export CMAKE_PREFIX_PATH="$prefix:$(dirname "$(dirname "$prefix")")"  # a path list: colons
 export BUILD_DIR=${BUILD_DIR:-build-cuda}
+# A compile check and CPU unit tests: unoptimised code builds in less time
+# (BUILD_TYPE=Release for a build to run on a GPU).
+export BUILD_TYPE=${BUILD_TYPE:-None}
 exec bash launch/build.sh "$@"
