@@ -41,9 +41,20 @@ inline CommandResult run_command(const std::string& command) {
   return r;
 }
 
-// Runs `args` after the scorch binary.
+// The tests check CPU results (bitwise resumes, closed forms): on a machine
+// with a GPU, dist.device=auto would move them to it. The commands that take
+// config overrides get dist.device=cpu unless `args` name a device.
+inline std::string on_cpu(const std::string& args) {
+  const std::string command = args.substr(0, args.find(' '));
+  for (const char* c : {"train", "sample", "eval", "stats", "likelihood", "ood", "score-plot"}) {
+    if (command == c && args.find("dist.device=") == std::string::npos) return args + " dist.device=cpu";
+  }
+  return args;
+}
+
+// Runs `args` after the scorch binary (on the CPU: on_cpu).
 inline CommandResult run_scorch(const std::string& args) {
-  return run_command(std::string(SCORCH_BINARY) + " " + args);
+  return run_command(std::string(SCORCH_BINARY) + " " + on_cpu(args));
 }
 
 // The dist.backend that multi-rank tests run on: SCORCH_TEST_DIST_BACKEND
@@ -59,7 +70,7 @@ inline std::string test_dist_backend() {
 // test_dist_backend() unless `args` names a dist.backend itself.
 inline std::string mpirun_scorch_command(int ranks, const std::string& args) {
   std::string line = std::string(SCORCH_MPIRUN) + " -np " + std::to_string(ranks) + " " +
-                     SCORCH_BINARY + " " + args;
+                     SCORCH_BINARY + " " + on_cpu(args);
   if (args.find("dist.backend=") == std::string::npos) line += " dist.backend=" + test_dist_backend();
   return line;
 }

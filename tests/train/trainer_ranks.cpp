@@ -310,7 +310,7 @@ TEST(DistributedTrain, SingleProcessSigtermExits75AndASecondSignalStopsAtOnce) {
                            kToy + " training.log_freq=100000";
   TempDir dir("dt_term");
   {
-    Background job(std::string(SCORCH_BINARY) + " train --workdir " + dir.str() + args, dir);
+    Background job(std::string(SCORCH_BINARY) + " " + on_cpu("train --workdir " + dir.str() + args), dir);
     const auto pids = wait_for_ranks(dir.path, 1);
     ASSERT_EQ(pids.size(), 1u);
     ::kill(pids[0], SIGTERM);
@@ -322,7 +322,7 @@ TEST(DistributedTrain, SingleProcessSigtermExits75AndASecondSignalStopsAtOnce) {
   {
     // Two signals back to back: the second ends the process by the signal
     // (shell status 128 + 15), and the checkpoints on disk stay loadable.
-    Background job(std::string(SCORCH_BINARY) + " train --workdir " + dir.str() + args, dir);
+    Background job(std::string(SCORCH_BINARY) + " " + on_cpu("train --workdir " + dir.str() + args), dir);
     const auto pids = wait_for_ranks(dir.path, 1);
     ASSERT_EQ(pids.size(), 1u);
     ::kill(pids[0], SIGTERM);
