@@ -84,7 +84,10 @@ c10::intrusive_ptr<c10d::Store> join_store(const DistContext& ctx, double timeou
   if (ctx.rank == 0) {
     opts.port = 0;
     opts.isServer = true;
-    const std::string host = host_name();
+    // The address the other ranks reach rank 0 at: MASTER_ADDR as in
+    // PyTorch's launchers when set, else this host's name.
+    const char* master = std::getenv("MASTER_ADDR");
+    const std::string host = master && *master ? master : host_name();
     server = c10::make_intrusive<c10d::TCPStore>(host, opts);
     mine = host + ":" + std::to_string(server->getPort());
   }

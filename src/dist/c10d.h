@@ -1,8 +1,9 @@
 // Communicators over LibTorch's c10d process groups, the engine of PyTorch's
 // own DDP: Gloo (CPU tensors; Debian's LibTorch with libgloo-dev) and NCCL
 // (CUDA tensors; a CUDA LibTorch). MPI stays the launcher and the bootstrap:
-// rank 0 starts a c10d::TCPStore on a free port of its host and broadcasts
-// "host:port" over MPI; every rank then joins the process group through the
+// rank 0 starts a c10d::TCPStore on a free port of its host (reached at
+// MASTER_ADDR when set, else at its host name) and broadcasts "host:port"
+// over MPI; every rank then joins the process group through the
 // store. Both groups have the same calls, so the NCCL path differs from the
 // Gloo path that the CPU tests run only in the line that constructs it.
 //
