@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds Scorch against the CUDA LibTorch of PyPI's torch
-# wheel in .venv (launch/install_deps.sh installs it) into build-cuda/, with
+# wheel in .venv (launch/install_deps.sh --cuda-libtorch installs it) into build-cuda/, with
 # this machine's nvcc and the wheel's NCCL: the CUDA code paths (the NCCL
 # communicator, fused Adam, pinned-memory noise, the allocator statistics,
 # test_gpu) compile and link on every change, on machines without a GPU too.
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
 prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
-  { echo "build_cuda: no torch in .venv; run launch/install_deps.sh" >&2; exit 1; }
+  { echo "build_cuda: no torch in .venv; run launch/install_deps.sh --cuda-libtorch" >&2; exit 1; }
 # The wheel's root too, so that CMake finds its libtorch.so before Debian's.
 export CMAKE_PREFIX_PATH="$prefix:$(dirname "$(dirname "$prefix")")"  # a path list: colons
 export BUILD_DIR=${BUILD_DIR:-build-cuda}

@@ -33,13 +33,18 @@ for p in "${packages[@]}"; do
 done
 
 # Python packages from PyPI, pinned, in a virtual environment in the checkout
-# (.venv, ignored by git): lizard measures function lengths for tests/house;
-# torch is a CUDA build of LibTorch 2.x, which launch/build_cuda.sh compiles
-# Scorch against (about 4 GB with its NVIDIA libraries).
-python_tools=(lizard==1.24.3 torch==2.15.0)
+# (.venv, ignored by git): lizard measures function lengths for tests/house.
+# With --cuda-libtorch (launch/test.sh) also torch, a CUDA build of LibTorch
+# 2.x that launch/build_cuda.sh compiles Scorch against (about 4 GB with its
+# NVIDIA libraries; command 1 does not need it).
+python_tools=(lizard==1.24.3)
+have_torch() { compgen -G '.venv/lib/python3*/site-packages/torch/lib' >/dev/null; }
+want_torch=0
+[ "${1:-}" = --cuda-libtorch ] && want_torch=1
 venv() {
-  [ -x .venv/bin/lizard ] && compgen -G '.venv/lib/python3*/site-packages/torch/lib' >/dev/null && return 0
+  [ -x .venv/bin/lizard ] && { [ $want_torch = 0 ] || have_torch; } && return 0
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+  [ $want_torch = 1 ] && python_tools+=(torch==2.15.0)
   .venv/bin/pip install -q "${python_tools[@]}"
 }
 

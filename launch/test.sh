@@ -5,7 +5,7 @@
 # unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash launch/install_deps.sh
+bash launch/install_deps.sh --cuda-libtorch
 bash launch/build.sh
 # Every test dependency was just installed: a test that finds one missing
 # fails instead of skipping (tests/testing/dependencies.h, tests/house).
