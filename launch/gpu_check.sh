@@ -12,7 +12,8 @@
 #   launch/gpu_check.sh dry-run [DEBS] [OUT]  # here: `run` against this machine's
 #                                             # python3 LibTorch (CPU), short benchmarks
 #
-# DEBS defaults to .gpu-debs/ (listed in .git/info/exclude, not committed),
+# DEBS defaults to .gpu-debs/ (ignored by git: a remote runner that copies
+# the working tree must be told to carry it),
 # OUT to gpu-check/ (or $OUT). Exit status: 0 when everything built and every
 # test passed, 1 otherwise (the logs say what).
 set -uo pipefail
