@@ -231,8 +231,6 @@ std::vector<ConfigKey> config_keys();
 // key with its type, default, allowed values and meaning, by section.
 std::string config_reference_markdown();
 
-// Edit distance, used to suggest the closest valid key or choice.
-size_t edit_distance(const std::string& a, const std::string& b);
 
 // Derived values used across the code.
 LossName resolved_loss(const Config& config);  // training.loss, auto resolved (dsm, smld, ddpm)

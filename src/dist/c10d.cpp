@@ -151,18 +151,10 @@ class C10dCommunicator : public Communicator {
 
   void all_reduce_sum(torch::Tensor& t) override {
     check(t, "all_reduce_sum");
-    if (staged(t)) {
-      auto on_device = t.to(stage_on_);
-      all_reduce_sum(on_device);
-      t.copy_(on_device);
-      return;
-    }
-    if (widen_half_ && (t.scalar_type() == torch::kHalf || t.scalar_type() == torch::kBFloat16)) {
-      auto wide = t.to(torch::kFloat);
-      all_reduce_sum(wide);
-      t.copy_(wide);
-      return;
-    }
+    auto self = [this](torch::Tensor& c) { all_reduce_sum(c); };
+    if (staged(t)) return through(t, t.to(stage_on_), self);
+    if (widen_half_ && (t.scalar_type() == torch::kHalf || t.scalar_type() == torch::kBFloat16))
+      return through(t, t.to(torch::kFloat), self);
     std::vector<at::Tensor> tensors{t};
     run("all_reduce_sum", [&] { return group_->allreduce(tensors, sum()); });
   }
@@ -176,12 +168,7 @@ class C10dCommunicator : public Communicator {
   }
   void broadcast(torch::Tensor& t, int root) override {
     check(t, "broadcast");
-    if (staged(t)) {
-      auto on_device = t.to(stage_on_);
-      broadcast(on_device, root);
-      t.copy_(on_device);
-      return;
-    }
+    if (staged(t)) return through(t, t.to(stage_on_), [&](torch::Tensor& c) { broadcast(c, root); });
     std::vector<at::Tensor> tensors{t};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
@@ -213,6 +200,13 @@ class C10dCommunicator : public Communicator {
     TORCH_CHECK(t.is_contiguous(), what, ": tensor must be contiguous");
   }
   bool staged(const torch::Tensor& t) const { return !stage_on_.is_cpu() && t.is_cpu(); }
+  // The collective on `copy` (t on another device or in another dtype), whose
+  // result then goes back into t.
+  template <typename Collective>
+  static void through(torch::Tensor& t, torch::Tensor copy, Collective collective) {
+    collective(copy);
+    t.copy_(copy);
+  }
   // Starts a collective and waits for it; a failure ends the job.
   template <typename Start>
   void run(const char* what, Start start) {

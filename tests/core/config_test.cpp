@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/suggest.h"
 
 namespace scorch {
 namespace {
