@@ -77,24 +77,33 @@ inline void foreach_mul_(std::vector<torch::Tensor>& tensors, const torch::Tenso
 #endif
 }
 
+// Whether this LibTorch has the fused Adam/AdamW kernel (2.x).
+constexpr bool has_fused_adam() { return TORCH_VERSION_MAJOR >= 2; }
+
 // LibTorch's fused Adam/AdamW kernel (one launch for all parameters; 2.x):
-// p, g, m, v aligned lists; `step` the step count after this step, a float32
-// 0-dim tensor on their device. False (nothing done) where LibTorch lacks it.
+// p, g, m, v, steps aligned lists on one CUDA device; `steps` the step counts
+// after this step (float32 0-dim tensors). `found_inf` (optional, a float32
+// 0-dim tensor): where it is 1 the kernel changes nothing (GradScaler's skip,
+// decided on the device). False (nothing done) where LibTorch lacks it.
 inline bool fused_adam_(std::vector<torch::Tensor>& p, std::vector<torch::Tensor>& g,
                         std::vector<torch::Tensor>& m, std::vector<torch::Tensor>& v,
-                        const torch::Tensor& step, double lr, double beta1, double beta2,
-                        double weight_decay, double eps, bool adamw) {
+                        std::vector<torch::Tensor>& steps, double lr, double beta1, double beta2,
+                        double weight_decay, double eps, bool adamw,
+                        const torch::Tensor& found_inf = {}) {
 #if TORCH_VERSION_MAJOR >= 2
-  const std::vector<torch::Tensor> steps(p.size(), step);
+  const c10::optional<at::Tensor> found =
+      found_inf.defined() ? c10::optional<at::Tensor>(found_inf) : c10::nullopt;
   if (adamw) {
-    at::_fused_adamw_(p, g, m, v, {}, steps, lr, beta1, beta2, weight_decay, eps, false, false);
+    at::_fused_adamw_(p, g, m, v, {}, steps, lr, beta1, beta2, weight_decay, eps, false, false,
+                      c10::nullopt, found);
   } else {
-    at::_fused_adam_(p, g, m, v, {}, steps, lr, beta1, beta2, weight_decay, eps, false, false);
+    at::_fused_adam_(p, g, m, v, {}, steps, lr, beta1, beta2, weight_decay, eps, false, false,
+                     c10::nullopt, found);
   }
   return true;
 #else
-  (void)p, (void)g, (void)m, (void)v, (void)step, (void)lr, (void)beta1, (void)beta2;
-  (void)weight_decay, (void)eps, (void)adamw;
+  (void)p, (void)g, (void)m, (void)v, (void)steps, (void)lr, (void)beta1, (void)beta2;
+  (void)weight_decay, (void)eps, (void)adamw, (void)found_inf;
   return false;
 #endif
 }

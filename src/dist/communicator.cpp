@@ -58,4 +58,10 @@ std::unique_ptr<Communicator> make_communicator(const DistContext& ctx, BackendN
   return make_mpi_communicator(timeout_s);
 }
 
+std::unique_ptr<Communicator> make_host_communicator(const DistContext& ctx, BackendName backend,
+                                                     double timeout_s) {
+  if (ctx.world_size == 1 || resolve_backend(backend, ctx) != BackendName::kNccl) return nullptr;
+  return make_mpi_communicator(timeout_s);
+}
+
 }  // namespace scorch

@@ -75,4 +75,11 @@ std::unique_ptr<Communicator> make_communicator(const DistContext& ctx,
                                                 BackendName backend = BackendName::kAuto,
                                                 double timeout_s = 600);
 
+// A CPU communicator for host values (flags, counters) beside the one
+// make_communicator returns: MPI when that one is NCCL (which would stage a
+// CPU tensor through the device, waiting for its queued work); null when that
+// one takes CPU tensors itself, or for one rank.
+std::unique_ptr<Communicator> make_host_communicator(const DistContext& ctx, BackendName backend,
+                                                     double timeout_s);
+
 }  // namespace scorch

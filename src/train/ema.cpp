@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "train/chunks.h"
 
@@ -66,6 +67,9 @@ Ema::Ema(const torch::nn::Module& model, const ModelConfig& config)
     averages_.push_back(std::move(avg));
     names_.push_back(name);
   };
+  num_updates_ = torch::zeros(
+      {}, torch::TensorOptions(params.empty() ? torch::Device(torch::kCPU) : params.front().device())
+              .dtype(torch::kDouble));
   std::vector<double> rates = {config.ema_rate};
   rates.insert(rates.end(), config.ema_extra_rates.begin(), config.ema_extra_rates.end());
   for (double rate : rates) {
@@ -94,10 +98,15 @@ std::vector<torch::Tensor> Ema::tracked(const torch::nn::Module& model) const {
   return params;
 }
 
-void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t images_before) {
+void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t images_before,
+                 const torch::Tensor& skipped) {
   torch::NoGradGuard no_grad;
   const std::vector<torch::Tensor> params = tracked(model);
-  ++num_updates_;
+  // 1 for an applied step, 0 for a skipped one, on the device.
+  const torch::Tensor applied =
+      skipped.defined() ? 1 - skipped.to(num_updates_.device(), torch::kDouble)
+                        : torch::ones({}, num_updates_.options());
+  num_updates_.add_(applied);
   const double edm_beta_now =
       halflife_kimg_ > 0 ? edm_beta(halflife_kimg_, rampup_ratio_, batch_size, images_before) : 0;
   std::vector<torch::Tensor> p32;  // float32 views of the parameters (copies if not float32)
@@ -105,22 +114,34 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
   for (const auto& p : params)
     p32.push_back(p.scalar_type() == torch::kFloat32 ? p : p.to(torch::kFloat32));
   if (p32.empty()) return;
+  // (1 + n) / (10 + n) in float64 on the device: the host's arithmetic.
+  const torch::Tensor warmup = (1.0 + num_updates_) / (10.0 + num_updates_);
   for (auto& avg : averages_) {
     if (avg.edm) {  // p + beta (s − p), as EDM (per tensor: LibTorch 1.13 has no foreach lerp)
-      for (size_t i = 0; i < p32.size(); ++i)
-        torch::lerp_out(avg.shadow[i], p32[i], avg.shadow[i], edm_beta_now);
+      for (size_t i = 0; i < p32.size(); ++i) {
+        if (!skipped.defined()) {
+          torch::lerp_out(avg.shadow[i], p32[i], avg.shadow[i], edm_beta_now);
+          continue;
+        }
+        const auto next = torch::lerp(p32[i], avg.shadow[i], edm_beta_now);
+        avg.shadow[i].copy_(torch::where(applied > 0, next, avg.shadow[i]));
+      }
       continue;
     }
-    // s ← s − (s − p)(1 − decay), in three multi-tensor kernels per chunk.
-    const double one_minus_decay = 1.0 - warmup_decay(avg.rate, num_updates_);
+    // s ← s − (s − p)(1 − decay), in three multi-tensor kernels per chunk;
+    // a skipped step multiplies by 0 (s − p is finite: p was never stepped
+    // to a non-finite value), so s keeps its bits.
+    const torch::Tensor one_minus_decay = (1.0 - warmup.clamp_max(avg.rate)) * applied;
     for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
       auto shadow = slice(avg.shadow, begin, end);
       std::vector<torch::Tensor> step = torch::_foreach_sub(shadow, slice(p32, begin, end));
-      torch::_foreach_mul_(step, one_minus_decay);
+      compat::foreach_mul_(step, one_minus_decay);
       torch::_foreach_sub_(shadow, step);
     }
   }
 }
+
+int64_t Ema::num_updates() const { return static_cast<int64_t>(num_updates_.item<double>()); }
 
 std::map<std::string, torch::Tensor> Ema::shadow(const std::string& ema_name) const {
   for (const auto& avg : averages_) {
@@ -201,7 +222,7 @@ std::vector<std::string> Ema::load_state_dict(
       }
     }
   }
-  num_updates_ = num_updates;
+  num_updates_.fill_(static_cast<double>(num_updates));
   return missing;
 }
 

@@ -35,8 +35,12 @@ class Ema {
   // `images_before` the images consumed before this batch (EDM's cur_nimg,
   // so the first update has 0 and copies the weights). Increments
   // num_updates first, then for each EMA: s ← s − (1 − decay)(s − p).
+  // `skipped` (optional, a 0-dim tensor on the parameters' device, 1 when the
+  // optimizer skipped the step) leaves every shadow and num_updates as they
+  // were, decided on the device: nothing is read on the host.
   // REQUIRES: `model` has the parameter names and shapes given at construction.
-  void update(const torch::nn::Module& model, int64_t batch_size, int64_t images_before);
+  void update(const torch::nn::Module& model, int64_t batch_size, int64_t images_before,
+              const torch::Tensor& skipped = {});
 
   // EMA names, model.ema_rate's first: rates as the shortest decimal that
   // reads back exactly ("0.9999"), then "edm_<halflife_kimg>" ("edm_500").
@@ -55,7 +59,8 @@ class Ema {
   void store(const torch::nn::Module& model);
   void restore(torch::nn::Module& model);
 
-  int64_t num_updates() const { return num_updates_; }
+  // Updates applied so far (read on the host: a device sync).
+  int64_t num_updates() const;
 
   // For the checkpoint's `ema` key: EMA name -> parameter name -> tensor
   // (CPU copies) and `ema_num_updates`.
@@ -97,7 +102,7 @@ class Ema {
   std::vector<torch::Tensor> stored_;
   double halflife_kimg_ = 0;
   double rampup_ratio_ = 0;
-  int64_t num_updates_ = 0;
+  torch::Tensor num_updates_;  // float64 0-dim on the parameters' device
 };
 
 }  // namespace scorch

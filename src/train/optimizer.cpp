@@ -9,6 +9,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/host_read.h"
 #include "train/chunks.h"
 
 namespace scorch {
@@ -75,9 +76,53 @@ torch::Tensor Optimizer::clip_gradients_tensor() {
 // torch::optim::Adam / AdamW apply per parameter (so the same bits on the
 // CPU), over all parameters at once. Parameters are grouped by their step
 // count (one group unless some parameter missed a gradient).
-void Optimizer::apply(int64_t step) {
+bool Optimizer::fused_on_device() const {
+  return fused_ && compat::has_fused_adam() && !params_.empty() && params_.front().is_cuda();
+}
+
+int64_t Optimizer::step_count(const State& s) const {
+  return s.device_step.defined() ? static_cast<int64_t>(s.device_step.item<float>()) : s.step;
+}
+
+// LibTorch's fused kernel over every parameter with a gradient (the same
+// update up to rounding order; tests/gpu checks it against the foreach path):
+// step counts on the device, incremented before and taken back after when
+// the step is skipped, as torch.optim does with GradScaler.
+void Optimizer::apply_fused(double lr, const torch::Tensor& skipped) {
+  std::vector<torch::Tensor> p, g, m, v, steps;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].grad().defined()) continue;
+    State& s = state_[i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+      s.exp_avg_sq = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+    }
+    if (!s.device_step.defined())
+      s.device_step = torch::full({}, static_cast<float>(s.step),
+                                  params_[i].options().dtype(torch::kFloat32));
+    p.push_back(params_[i]);
+    g.push_back(params_[i].grad());
+    m.push_back(s.exp_avg);
+    v.push_back(s.exp_avg_sq);
+    steps.push_back(s.device_step);
+  }
+  if (p.empty()) return;
+  torch::_foreach_add_(steps, 1.0);
+  const torch::Tensor found = skipped.defined() ? skipped.to(torch::kFloat32) : torch::Tensor();
+  compat::fused_adam_(p, g, m, v, steps, lr, config_.beta1, config_.beta2, config_.weight_decay,
+                      config_.eps, config_.optimizer == OptimizerName::kAdamW, found);
+  if (found.defined()) torch::_foreach_sub_(steps, std::vector<torch::Tensor>(steps.size(), found));
+}
+
+// One Adam(W) step with the operations, in the order, that LibTorch's
+// torch::optim::Adam / AdamW apply per parameter (so the same bits on the
+// CPU), over all parameters at once. Parameters are grouped by their step
+// count (one group unless some parameter missed a gradient).
+void Optimizer::apply(int64_t step, const torch::Tensor& skipped) {
   torch::NoGradGuard no_grad;
   const double lr = lr_at(step), beta1 = config_.beta1, beta2 = config_.beta2;
+  if (fused_on_device()) return apply_fused(lr, skipped);
+  if (skipped.defined() && read_scalar(skipped) != 0) return;
   const double wd = config_.weight_decay;
   const bool adamw = config_.optimizer == OptimizerName::kAdamW;
   std::map<int64_t, std::vector<size_t>> by_count;  // step count after this step -> parameters
@@ -98,12 +143,6 @@ void Optimizer::apply(int64_t step) {
       m.push_back(state_[i].exp_avg);
       v.push_back(state_[i].exp_avg_sq);
     }
-    // CUDA: LibTorch's fused kernel where it has one (the same update up to
-    // rounding order; tests/gpu checks it against this foreach path).
-    if (fused_ && p.front().is_cuda() &&
-        compat::fused_adam_(p, g, m, v, torch::full({}, static_cast<double>(count), p.front().options()),
-                            lr, beta1, beta2, wd, config_.eps, adamw))
-      continue;
     const double bias_correction1 = 1 - std::pow(beta1, count);
     const double bias_correction2 = 1 - std::pow(beta2, count);
     for (const auto& [begin, end] : chunk_ranges(p, chunk_elements(p.front().device()))) {
@@ -136,7 +175,7 @@ std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
         s.exp_avg.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
     out[names_[i] + ".exp_avg_sq"] =
         s.exp_avg_sq.detach().to(torch::TensorOptions(torch::kCPU), false, /*copy=*/true);
-    out[names_[i] + ".step"] = torch::tensor(s.step, torch::kInt64);
+    out[names_[i] + ".step"] = torch::tensor(step_count(s), torch::kInt64);
   }
   return out;
 }
@@ -173,6 +212,7 @@ void Optimizer::load_state_dict(const std::map<std::string, torch::Tensor>& stat
     const auto opts = p.options().requires_grad(false);
     State& s = state_[i];
     s.step = entries[2].item<int64_t>();
+    s.device_step = torch::Tensor();  // rebuilt from s.step by the next fused step
     s.exp_avg = torch::empty_like(p, opts, torch::MemoryFormat::Preserve).copy_(entries[0]);
     s.exp_avg_sq = torch::empty_like(p, opts, torch::MemoryFormat::Preserve).copy_(entries[1]);
     used += 3;

@@ -54,7 +54,12 @@ class Optimizer {
   // clip_gradients without the host read: the pre-clip norm stays a 0-dim
   // tensor on the gradients' device.
   torch::Tensor clip_gradients_tensor();
-  void apply(int64_t step);
+  // `skipped` (optional, a 0-dim tensor, 1 to skip): a skipped step changes
+  // no parameter, moment or step count. With the fused kernel (CUDA,
+  // LibTorch 2.x) the skip is decided on the device, as GradScaler does, and
+  // nothing is read on the host; the multi-tensor path reads the flag (a
+  // memory read on the CPU, a device sync on a GPU without the fused kernel).
+  void apply(int64_t step, const torch::Tensor& skipped = {});
 
   // Drops every gradient (set to none, PyTorch's default): the next backward
   // writes fresh ones instead of adding to zeros.
@@ -97,8 +102,12 @@ class Optimizer {
   struct State {  // one parameter's Adam moments; undefined until its first step
     torch::Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
+    torch::Tensor device_step;  // fused kernel: the step count, float32 0-dim on the device
   };
   std::vector<State> state_;  // parallel to params_
+  bool fused_on_device() const;
+  void apply_fused(double lr, const torch::Tensor& skipped);
+  int64_t step_count(const State& s) const;
 };
 
 }  // namespace scorch

@@ -27,36 +27,58 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::clear_cache();
 }
 
-LossScaler::LossScaler(const PrecisionConfig& config, bool enabled)
-    : config_(config), enabled_(enabled), scale_(enabled ? config.initial_scale : 1.0) {}
+LossScaler::LossScaler(const PrecisionConfig& config, bool enabled, const torch::Device& device)
+    : config_(config),
+      enabled_(enabled),
+      scale_(torch::full({}, enabled ? config.initial_scale : 1.0,
+                         torch::TensorOptions(device).dtype(torch::kDouble))),
+      growth_tracker_(torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble))) {}
+
+double LossScaler::scale() const { return scale_.item<double>(); }
+
+int64_t LossScaler::growth_tracker() const {
+  return static_cast<int64_t>(growth_tracker_.item<double>());
+}
+
+std::optional<torch::Tensor> LossScaler::scaled(int64_t accum) const {
+  if (!enabled_) return std::nullopt;
+  return scale_ / static_cast<double>(accum);
+}
 
 void LossScaler::unscale(const std::vector<torch::Tensor>& params) const {
-  if (scale_ == 1.0) return;
+  if (!enabled_) return;
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
-  if (!grads.empty()) torch::_foreach_mul_(grads, 1.0 / scale_);  // one multi-tensor kernel
+  if (grads.empty()) return;
+  // One multi-tensor kernel; x · (1/s) rounds as the scalar form did.
+  compat::foreach_mul_(grads, scale_.reciprocal());
+}
+
+void LossScaler::update(const torch::Tensor& skipped) {
+  if (!enabled_) return;
+  torch::NoGradGuard no_grad;
+  // GradScaler's rule, on the device: a skipped step multiplies the scale by
+  // backoff_factor and resets the tracker; growth_interval finite steps in a
+  // row multiply it by growth_factor (unless that overflows).
+  const auto skip = skipped.to(scale_.device(), torch::kDouble) > 0;
+  const auto tracker = torch::where(skip, torch::zeros_like(growth_tracker_), growth_tracker_ + 1);
+  const auto grow = tracker >= static_cast<double>(config_.growth_interval);
+  const auto grown = scale_ * config_.growth_factor;
+  scale_.copy_(torch::where(skip, scale_ * config_.backoff_factor,
+                            torch::where(grow & torch::isfinite(grown), grown, scale_)));
+  growth_tracker_.copy_(torch::where(grow, torch::zeros_like(tracker), tracker));
 }
 
 void LossScaler::update(bool finite) {
-  if (!enabled_) return;
-  if (!finite) {
-    scale_ *= config_.backoff_factor;
-    growth_tracker_ = 0;
-    return;
-  }
-  if (++growth_tracker_ >= config_.growth_interval) {
-    const double grown = scale_ * config_.growth_factor;
-    if (std::isfinite(grown)) scale_ = grown;
-    growth_tracker_ = 0;
-  }
+  update(torch::full({}, finite ? 0.0 : 1.0, torch::kDouble));
 }
 
 c10::IValue LossScaler::state() const {
   c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
-  dict.insert("scale", scale_);
-  dict.insert("growth_tracker", growth_tracker_);
+  dict.insert("scale", scale());
+  dict.insert("growth_tracker", growth_tracker());
   return dict;
 }
 
@@ -72,8 +94,8 @@ void LossScaler::load_state(const c10::IValue& state, const std::string& origin)
   const double s = scale->value().toDouble();
   SCORCH_CHECK(std::isfinite(s) && s > 0, origin, ": loss scale ", s, " is not a positive number");
   if (!enabled_) return;  // a run switched from fp16 to bf16/fp32 has no scale
-  scale_ = s;
-  growth_tracker_ = tracker->value().toInt();
+  scale_.fill_(s);
+  growth_tracker_.fill_(static_cast<double>(tracker->value().toInt()));
 }
 
 std::vector<std::string> nonfinite_tensor_names(

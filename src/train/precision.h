@@ -9,9 +9,9 @@
 // growth_factor.
 //
 //   AutocastGuard autocast(device, torch::kBFloat16);   // forward under autocast
-//   LossScaler scaler(config.precision);
-//   (loss * scaler.scale()).backward();  ...  scaler.unscale(params);
-//   scaler.update(finite);
+//   LossScaler scaler(config.precision, /*enabled=*/true, device);
+//   (loss * *scaler.scaled(1)).backward();  ...  scaler.unscale(params);
+//   scaler.update(skipped);   // a 0-dim device tensor: no host read
 #pragma once
 
 #include <torch/torch.h>
@@ -52,17 +52,29 @@ class AutocastGuard {
 class LossScaler {
  public:
   // Scale 1 and never changing unless `enabled` (precision.dtype == fp16).
-  LossScaler(const PrecisionConfig& config, bool enabled);
+  // The scale and growth tracker live on `device` (float64 0-dim tensors,
+  // as GradScaler keeps them), so that a step reads nothing on the host.
+  LossScaler(const PrecisionConfig& config, bool enabled,
+             const torch::Device& device = torch::kCPU);
 
   bool enabled() const { return enabled_; }
-  double scale() const { return scale_; }
+  // The current scale and growth tracker, read on the host (a device sync:
+  // for logging and checkpoints).
+  double scale() const;
   // Finite steps since the last growth or backoff.
-  int64_t growth_tracker() const { return growth_tracker_; }
+  int64_t growth_tracker() const;
+  // The scale divided by `accum` as a float64 0-dim tensor on the device
+  // (for `loss * scaled(accum)`), or nullopt when disabled (scale 1).
+  std::optional<torch::Tensor> scaled(int64_t accum) const;
+  // The scale as a float64 0-dim tensor on the device (1 when disabled).
+  const torch::Tensor& scale_tensor() const { return scale_; }
 
-  // Divides every defined gradient of `params` by scale() (no-op at scale 1).
+  // Divides every defined gradient of `params` by the scale (disabled: a no-op).
   void unscale(const std::vector<torch::Tensor>& params) const;
-  // After each step: `finite` false (overflow, the step was skipped) backs
-  // off; true counts towards growth.
+  // After each step, on the device: `skipped` (a 0-dim tensor, 1 when the
+  // step was skipped for a non-finite gradient or loss) backs off, 0 counts
+  // towards growth; nothing is read on the host.
+  void update(const torch::Tensor& skipped);
   void update(bool finite);
 
   // For the checkpoint's "loss_scaler" entry: {"scale": double,
@@ -74,8 +86,8 @@ class LossScaler {
  private:
   PrecisionConfig config_;
   bool enabled_;
-  double scale_ = 1.0;
-  int64_t growth_tracker_ = 0;
+  torch::Tensor scale_;           // float64 0-dim on the device
+  torch::Tensor growth_tracker_;  // float64 0-dim on the device
 };
 
 // Names of the tensors in `named` that hold a NaN or infinity (for

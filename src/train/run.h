@@ -38,6 +38,9 @@ struct Run {
   std::filesystem::path workdir;
   DistContext ctx;
   std::unique_ptr<Communicator> comm;
+  // For host values (preemption flags) when `comm` serves the device only
+  // (nccl: MPI beside it); else null and comm serves both.
+  std::unique_ptr<Communicator> cpu_comm;
   std::shared_ptr<Sde> sde;
   ScoreNet net;
   std::unique_ptr<Loss> loss;
@@ -61,25 +64,47 @@ struct Run {
   std::vector<std::pair<std::string, torch::Tensor>> named_params;
 
   int64_t share() const { return config.training.batch_size / ctx.world_size; }
+  Communicator& host_comm() const { return cpu_comm ? *cpu_comm : *comm; }
 };
 
-// What one optimizer step found, after every rank agreed on it.
+// What one optimizer step left for the host: its statistics on the device,
+// read when the trainer settles its steps (at training.log_freq and before
+// any checkpoint, snapshot, evaluation or parameter check), so that a step
+// waits for no device work; and what the host knows at once.
+struct StepRecord {
+  int64_t step = 0;         // r.step during the step (before its increment)
+  torch::Tensor row;        // float64 on the device (train_step.cpp's Row)
+  bool preempt = false;     // some rank has a preemption request (agreed on the host)
+  double data_wait = 0;     // seconds waiting for this rank's batch
+  double seconds = 0;       // host seconds from the batch request to the step's end
+  std::chrono::steady_clock::time_point start;
+};
+
+// A settled step, after every rank agreed on it.
 struct StepOutcome {
+  int64_t step = 0;         // r.step during the step (before its increment)
   QuartileStats quartiles;  // this step's loss sums over all ranks
   double grad_norm = 0;     // before clipping
   bool loss_finite = true;
   bool finite = true;       // loss and gradients: the step was applied
-  bool preempt = false;     // some rank has a preemption request
-  double data_wait = 0;     // seconds waiting for this rank's batch
-  std::chrono::steady_clock::time_point start;
+  double loss_scale = 1;    // after the step
+  bool preempt = false;
+  double data_wait = 0;
+  double seconds = 0;
 };
 
 // One optimizer step at r.step (train_step.cpp): this rank's share of the
 // global batch in training.grad_accum micro-batches, the gradient all-reduce,
-// unscale and clip, one all-reduce of the loss statistics and the overflow and
-// preemption flags, then the optimizer and EMA unless the step is non-finite.
-// Does not advance r.step.
-StepOutcome train_step(Run& r, const PreemptionWatch& preemption);
+// unscale and clip, one all-reduce of the loss statistics and non-finite
+// flags on the device, one of the preemption flags on the host, then the
+// optimizer, loss-scaler and EMA steps, which are no-ops on the device when
+// the step is non-finite. Reads nothing from the device (except for
+// training.timestep_sampler, whose history is on the host). Does not advance
+// r.step.
+StepRecord train_step(Run& r, const PreemptionWatch& preemption);
+
+// `record` with its row read to the host (`row`: record.row on the CPU).
+StepOutcome read_outcome(const StepRecord& record, const torch::Tensor& row);
 
 // Saves a checkpoint of the state at r.step (rank 0 writes; once per step).
 void save(Run& r);

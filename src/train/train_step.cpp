@@ -2,16 +2,20 @@
 // into training.grad_accum micro-batches; per micro-batch the loss under
 // autocast with noise drawn per global sample, and backward of the loss times
 // the loss scale; GradSync's hooks all-reduce gradient buckets during the
-// last backward; then unscale, clip, the step's one host read (the loss rows
-// and the gradient norm, in one transfer after backward), one small
-// all-reduce of loss statistics and overflow/preemption flags, and the
-// optimizer and EMA step unless a gradient or the loss was non-finite. In-network randomness (dropout) comes
-// from generators seeded by (seed, rank, step), so a resumed run, on any
-// number of ranks, continues where a run that never stopped would be.
+// last backward; then unscale, clip, one small all-reduce of the loss
+// statistics and the non-finite count on the device, and the optimizer, loss
+// scaler and EMA steps, which a non-finite gradient or loss turns into no-ops
+// on the device (one flag, as GradScaler's found_inf). Nothing is read on the
+// host: the step's record stays on the device until the trainer settles it
+// (trainer.cpp). Preemption requests are agreed on the host, where they
+// arise. In-network randomness (dropout) comes from generators seeded by
+// (seed, rank, step), so a resumed run, on any number of ranks, continues
+// where a run that never stopped would be.
 #include <cmath>
 
 #include "core/batch_random.h"
 #include "core/error.h"
+#include "core/host_read.h"
 #include "core/rng.h"
 #include "nn/patch.h"
 #include "train/run.h"
@@ -22,9 +26,19 @@ namespace {
 constexpr uint64_t kLabelDropoutSeed = 0xD509;
 constexpr uint64_t kPatchCropSeed = 0xC409;
 
-// Per-step statistics summed over ranks in one all-reduce: loss sums and
-// counts by quartile of t, non-finite gradients, preemption requests.
-enum Stat { kQuartileSum = 0, kQuartileCount = 4, kNonfiniteGrad = 8, kPreempt = 9, kNumStats };
+// A step's record on the device: the statistics summed over ranks in one
+// all-reduce (loss sums and counts by quartile of t, ranks with a non-finite
+// gradient norm), then this rank's gradient norm, the skip flag and the loss
+// scale after the step.
+enum Row {
+  kQuartileSum = 0,
+  kQuartileCount = 4,
+  kNonfiniteGrad = 8,
+  kNumStats = 9,
+  kGradNorm = kNumStats,
+  kSkipped,
+  kLossScale,
+};
 
 // This rank's rows of the step, on the device.
 struct StepBatch {
@@ -41,7 +55,7 @@ torch::Tensor step_labels(const Run& r, const Batch& batch, const torch::Tensor&
                " asks for class conditioning but data.dataset '", c.data.dataset,
                "' has no labels; set data.num_classes=0");
   // Checked on the loader's CPU tensor, before the copy: no device sync.
-  const int64_t largest = batch.labels.max().item<int64_t>();
+  const int64_t largest = static_cast<int64_t>(read_scalar(batch.labels.max()));
   SCORCH_CHECK(largest < c.data.num_classes, "data.num_classes=", c.data.num_classes,
                " but the data has label ", largest);
   auto labels = batch.labels.to(r.ctx.device, /*non_blocking=*/true);
@@ -54,7 +68,7 @@ torch::Tensor step_labels(const Run& r, const Batch& batch, const torch::Tensor&
   return labels;
 }
 
-StepBatch next_batch(Run& r, StepOutcome& out) {
+StepBatch next_batch(Run& r, StepRecord& out) {
   const auto& c = r.config;
   out.start = std::chrono::steady_clock::now();
   Batch batch = r.data->next(c.training.batch_size);
@@ -80,9 +94,8 @@ torch::Tensor micro_rows(const torch::Tensor& t, int64_t m, int64_t micro, int64
   return !t.defined() || accum == 1 ? t : t.narrow(0, m * micro, micro);
 }
 
-// This rank's rows of the step, left on the device until the step's one
-// host read (read_rows): times and per-sample losses (the quartile
-// statistics) and the discrete levels (the time-step sampler).
+// This rank's rows of the step, on the device: times and per-sample losses
+// (the quartile statistics) and the discrete levels (the time-step sampler).
 struct StepRows {
   std::vector<torch::Tensor> t, loss, level;
 };
@@ -109,86 +122,106 @@ StepRows forward_backward(Run& r, const StepBatch& b) {
     rows.t.push_back(out.t.detach());
     rows.loss.push_back(out.per_sample.detach());
     if (r.timestep_sampler) rows.level.push_back(out.level);
-    (out.loss.to(torch::kFloat) * (r.scaler->scale() / static_cast<double>(accum))).backward();
+    const auto scaled = r.scaler->scaled(accum);  // float64 on the device when fp16
+    if (scaled)
+      (out.loss.to(torch::kFloat) * *scaled).backward();
+    else
+      (out.loss.to(torch::kFloat) * (1.0 / static_cast<double>(accum))).backward();
   }
   return rows;
 }
 
-// The step's one host read: this rank's rows and the gradient norm, in one
-// float64 transfer (float32 and int64 levels below 2^53 convert exactly),
-// into the quartile statistics and, for the time-step sampler, CPU levels
-// and losses.
-struct HostRows {
-  QuartileStats quartiles;
-  torch::Tensor level, loss;  // [share] float64 on the CPU; undefined without a sampler
-  double grad_norm = 0;
-};
-HostRows read_rows(const StepRows& rows, const torch::Tensor& grad_norm) {
+// This rank's loss sums and counts by quartile of t and whether its gradient
+// norm is finite: [kNumStats] float64 on the device, summed over ranks by one
+// all-reduce.
+torch::Tensor device_stats(const StepRows& rows, const torch::Tensor& grad_norm) {
   const auto t = torch::cat(rows.t).to(torch::kDouble), loss = torch::cat(rows.loss).to(torch::kDouble);
-  std::vector<torch::Tensor> parts{t, loss, grad_norm.to(t.device(), torch::kDouble).reshape({1})};
-  if (!rows.level.empty()) parts.push_back(torch::cat(rows.level).to(torch::kDouble));
-  const auto host = torch::cat(parts).cpu();
-  const int64_t n = t.numel();
-  HostRows out;
-  out.quartiles.add(host.narrow(0, 0, n), host.narrow(0, n, n));
-  out.grad_norm = host[2 * n].item<double>();
-  if (!rows.level.empty()) {
-    out.level = host.narrow(0, 2 * n + 1, n);
-    out.loss = host.narrow(0, n, n);
-  }
-  return out;
+  const auto quartile = (t * 4.0).floor().clamp(0, 3).to(torch::kLong);
+  auto stats = torch::zeros({kNumStats}, loss.options());
+  stats.narrow(0, kQuartileSum, 4).index_add_(0, quartile, loss);
+  stats.narrow(0, kQuartileCount, 4).index_add_(0, quartile, torch::ones_like(loss));
+  stats.narrow(0, kNonfiniteGrad, 1).copy_(
+      torch::isfinite(grad_norm.to(loss.device())).logical_not().to(torch::kDouble).reshape({1}));
+  return stats;
 }
 
-// One all-reduce: the loss statistics, and every rank's view of overflow and
-// preemption, so that all ranks decide alike.
-void agree(Run& r, StepOutcome& out, const PreemptionWatch& preemption) {
-  auto stats = torch::zeros({kNumStats}, torch::kDouble);
-  auto acc = stats.accessor<double, 1>();
-  for (int q = 0; q < 4; ++q) {
-    acc[kQuartileSum + q] = out.quartiles.sum[q];
-    acc[kQuartileCount + q] = static_cast<double>(out.quartiles.count[q]);
-  }
-  acc[kNonfiniteGrad] = std::isfinite(out.grad_norm) ? 0 : 1;
-  acc[kPreempt] = preemption.requested() ? 1 : 0;
+// 1 (skip the step) when a gradient or the loss is non-finite on any rank,
+// else 0: a float64 0-dim tensor beside the summed statistics.
+torch::Tensor skip_flag(const torch::Tensor& stats) {
+  const auto loss_sum = stats.narrow(0, kQuartileSum, 4).sum();
+  return (stats[kNonfiniteGrad] > 0).logical_or(torch::isfinite(loss_sum).logical_not())
+      .to(torch::kDouble);
+}
+
+// Every rank's view of preemption, agreed on the host (the requests arise
+// there) through a CPU communicator: no device sync.
+bool agree_on_preemption(Run& r, const PreemptionWatch& preemption) {
+  if (r.ctx.world_size == 1) return preemption.requested();
+  auto flag = torch::full({1}, preemption.requested() ? 1.0 : 0.0, torch::kDouble);
+  r.host_comm().all_reduce_sum(flag);
+  return read_scalar(flag) > 0;
+}
+
+// training.timestep_sampler: the sampler's history lives on the host, so this
+// reads the step's levels and losses (and the skip flag) every step. Every
+// rank's rows in rank order are the global batch in row order, so every rank
+// (and any world size) applies the same update.
+void update_timestep_sampler(Run& r, const StepRows& rows, const torch::Tensor& skipped) {
+  const auto level = torch::cat(rows.level).to(torch::kDouble);
+  const auto loss = torch::cat(rows.loss).to(torch::kDouble);
+  const auto host = torch::cat({level, loss, skipped.reshape({1})}).cpu();
+  const int64_t n = level.numel();
+  if (read_scalar(host[2 * n]) != 0) return;  // a skipped step teaches nothing
+  auto mine = torch::stack({host.narrow(0, 0, n), host.narrow(0, n, n)}, 1);  // [share, 2]
+  const auto all = r.ctx.world_size > 1 ? r.comm->all_gather(mine.contiguous()) : mine;
+  r.timestep_sampler->update(all.select(1, 0), all.select(1, 1));
+}
+
+}  // namespace
+
+StepRecord train_step(Run& r, const PreemptionWatch& preemption) {
+  const auto& c = r.config;
+  seed_streams(c.seed, static_cast<uint64_t>(r.ctx.rank), r.step);
+  StepRecord rec;
+  rec.step = r.step;
+  const StepBatch b = next_batch(r, rec);
+  const StepRows rows = forward_backward(r, b);
+  if (r.sync) r.sync->finish();
+  r.scaler->unscale(r.optimizer->params());
+  const torch::Tensor grad_norm = r.optimizer->clip_gradients_tensor();
+  torch::Tensor stats = device_stats(rows, grad_norm);
   if (r.ctx.world_size > 1) r.comm->all_reduce_sum(stats);
+  const torch::Tensor skipped = skip_flag(stats);
+  rec.preempt = agree_on_preemption(r, preemption);
+
+  r.scaler->update(skipped);
+  if (r.timestep_sampler) update_timestep_sampler(r, rows, skipped);
+  r.optimizer->apply(r.step, skipped);
+  r.ema->update(*r.net, c.training.batch_size, r.images_seen, skipped);
+  rec.row = torch::cat({stats, grad_norm.to(stats.device(), torch::kDouble).reshape({1}),
+                        skipped.reshape({1}), r.scaler->scale_tensor().reshape({1})});
+  rec.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - rec.start).count();
+  return rec;
+}
+
+StepOutcome read_outcome(const StepRecord& record, const torch::Tensor& row) {
+  const auto acc = row.accessor<double, 1>();
+  StepOutcome out;
   double loss_sum = 0;
   for (int q = 0; q < 4; ++q) {
     out.quartiles.sum[q] = acc[kQuartileSum + q];
     out.quartiles.count[q] = static_cast<int64_t>(acc[kQuartileCount + q]);
     loss_sum += acc[kQuartileSum + q];
   }
+  out.step = record.step;
+  out.grad_norm = acc[kGradNorm];
   out.loss_finite = std::isfinite(loss_sum);
-  out.finite = out.loss_finite && acc[kNonfiniteGrad] == 0;
-  out.preempt = acc[kPreempt] > 0;
-}
-
-}  // namespace
-
-StepOutcome train_step(Run& r, const PreemptionWatch& preemption) {
-  const auto& c = r.config;
-  seed_streams(c.seed, static_cast<uint64_t>(r.ctx.rank), r.step);
-  StepOutcome out;
-  const StepBatch b = next_batch(r, out);
-  const StepRows rows = forward_backward(r, b);
-  if (r.sync) r.sync->finish();
-  r.scaler->unscale(r.optimizer->params());
-  const HostRows host = read_rows(rows, r.optimizer->clip_gradients_tensor());
-  out.quartiles = host.quartiles;
-  out.grad_norm = host.grad_norm;
-  agree(r, out, preemption);
-
-  r.scaler->update(out.finite);
-  if (r.timestep_sampler && out.finite) {
-    // Every rank's rows in rank order are the global batch in row order, so
-    // every rank (and any world size) applies the same update.
-    auto mine = torch::stack({host.level, host.loss}, 1);  // [share, 2]
-    const auto all = r.ctx.world_size > 1 ? r.comm->all_gather(mine.contiguous()) : mine;
-    r.timestep_sampler->update(all.select(1, 0), all.select(1, 1));
-  }
-  if (out.finite) {
-    r.optimizer->apply(r.step);
-    r.ema->update(*r.net, c.training.batch_size, r.images_seen);
-  }
+  out.finite = acc[kSkipped] == 0;
+  out.loss_scale = acc[kLossScale];
+  out.preempt = record.preempt;
+  out.data_wait = record.data_wait;
+  out.seconds = record.seconds;
   return out;
 }
 

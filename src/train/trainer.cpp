@@ -185,9 +185,9 @@ struct Interval {
 // One step's values for the Prometheus endpoint (quartiles of every rank).
 void record_step_metrics(Run& r, const StepOutcome& s) {
   StepMetrics m;
-  m.step = r.step;
+  m.step = s.step + 1;
   m.images = r.share();
-  m.seconds = seconds_since(s.start);
+  m.seconds = s.seconds;
   m.data_wait_seconds = s.data_wait;
   m.allreduce_wait_seconds_total = r.sync ? r.sync->wait_seconds() : 0.0;
   double sum = 0;
@@ -198,8 +198,8 @@ void record_step_metrics(Run& r, const StepOutcome& s) {
   }
   m.loss = count ? sum / count : 0.0;
   m.grad_norm = s.grad_norm;
-  m.learning_rate = r.optimizer->lr_at(r.step - 1);
-  m.loss_scale = r.scaler->scale();
+  m.learning_rate = r.optimizer->lr_at(s.step);
+  m.loss_scale = s.loss_scale;
   m.skipped = !s.finite;
   r.metrics->record_step(m);
 }
@@ -247,6 +247,7 @@ void set_up(Run& r) {
                (t.batch_size / (world * accum) + 1) * world * accum);
   r.micro_batch = r.share() / accum;
   r.comm = make_training_communicator(r);
+  r.cpu_comm = make_host_communicator(r.ctx, c.dist.backend, c.dist.timeout_s);
   log_info("device ", r.ctx.device.str(), ", ", world, world > 1 ? " ranks" : " rank",
            " (communicator ", r.comm->name(), "), global batch ", t.batch_size, " = ",
            r.micro_batch, " per micro-batch x ", world, " x ", accum, " accumulation");
@@ -263,7 +264,7 @@ void set_up(Run& r) {
   r.optimizer = std::make_unique<Optimizer>(r.net->named_parameters(), c.optim);
   r.ema = std::make_unique<Ema>(*r.net, c.model);
   const bool fp16 = c.precision.dtype == PrecisionDtype::kFp16;
-  r.scaler = std::make_unique<LossScaler>(c.precision, fp16);
+  r.scaler = std::make_unique<LossScaler>(c.precision, fp16, r.ctx.device);
   r.autocast = autocast_dtype(c.precision, r.ctx.device);
   if (fp16 && !r.autocast)
     log_info("precision.dtype=fp16 on ", r.ctx.device.str(),
@@ -344,28 +345,29 @@ void stop_if_preempted_before_first_step(Run& r, const PreemptionWatch& preempti
 // --- after each step ----------------------------------------------------------
 
 // Non-finite loss or gradients: the step was skipped; after
-// training.nonfinite_patience in a row, training stops (exit 1).
-void handle_skipped_step(Run& r, const StepOutcome& s, int64_t& nonfinite_run) {
+// training.nonfinite_patience in a row, training stops (exit 1). `latest`:
+// the step is the newest one, whose gradients are still there to name.
+void handle_skipped_step(Run& r, const StepOutcome& s, bool latest, int64_t& nonfinite_run) {
   const auto& t = r.config.training;
   ++nonfinite_run;
   const std::string what = s.loss_finite ? "gradients" : "loss";
   if (r.scaler->enabled())
-    log_info("step ", r.step, ": non-finite ", what, " (fp16 overflow); step skipped, loss "
-             "scale now ", r.scaler->scale());
+    log_info("step ", s.step, ": non-finite ", what, " (fp16 overflow); step skipped, loss "
+             "scale now ", s.loss_scale);
   else
-    log_info("step ", r.step, ": non-finite ", what, "; step skipped (", nonfinite_run,
+    log_info("step ", s.step, ": non-finite ", what, "; step skipped (", nonfinite_run,
              " in a row, training.nonfinite_patience=", t.nonfinite_patience, ")");
   if (nonfinite_run <= t.nonfinite_patience) return;
-  auto bad = nonfinite_tensor_names(r.named_params);
+  auto bad = latest ? nonfinite_tensor_names(r.named_params) : std::vector<std::string>{};
   std::string names;
   for (size_t i = 0; i < bad.size() && i < 8; ++i) names += (i ? ", " : "") + bad[i];
   if (bad.size() > 8) names += ", ... (" + std::to_string(bad.size()) + " in all)";
   throw RunFailure(detail::concat(
-      "training stopped at step ", r.step, " after ", nonfinite_run,
+      "training stopped at step ", s.step, " after ", nonfinite_run,
       " non-finite steps in a row (training.nonfinite_patience=", t.nonfinite_patience,
       "): ", s.loss_finite ? "the loss is finite" : "the loss is not finite",
       bad.empty() ? std::string("") : "; non-finite gradients in " + names,
-      r.scaler->enabled() ? "; fp16 loss scale " + std::to_string(r.scaler->scale()) : "",
+      r.scaler->enabled() ? "; fp16 loss scale " + std::to_string(s.loss_scale) : "",
       ". Lower optim.lr, raise optim.warmup, use precision.dtype=bf16 or fp32, or check "
       "the data. The newest checkpoint (", r.last_checkpoint.empty() ? "none" : r.last_checkpoint,
       ") was written before this and is intact"));
@@ -374,6 +376,7 @@ void handle_skipped_step(Run& r, const StepOutcome& s, int64_t& nonfinite_run) {
 // Counts the step into the interval; at log_freq (and the last step) writes
 // the log line and throughput metric and starts a new interval.
 void log_step(Run& r, const StepOutcome& s, Interval& in, RunLog* run_log, TrainResult& result) {
+  const int64_t step = s.step + 1;
   in.data_wait += s.data_wait;
   if (s.finite) {
     in.grad_norm_sum += s.grad_norm;
@@ -383,13 +386,47 @@ void log_step(Run& r, const StepOutcome& s, Interval& in, RunLog* run_log, Train
   in.steps += 1;
   in.images += r.config.training.batch_size;
   if (r.metrics) record_step_metrics(r, s);
-  if (r.step % r.config.training.log_freq != 0 && r.step != r.config.training.n_iters) return;
+  if (step % r.config.training.log_freq != 0 && step != r.config.training.n_iters) return;
   const double secs = seconds_since(in.start);
   if (r.metrics)
     r.metrics->record_throughput(static_cast<double>(in.images) / r.ctx.world_size /
                                  std::max(secs, 1e-9));
   if (run_log) result.loss = log_interval(r, *run_log, in, secs);
   in = Interval{};
+}
+
+// Whether anything after the step at r.step (already advanced) reads the
+// host: a log line, a checkpoint, samples, an evaluation, a parameter check.
+// Other steps are not settled, so the host never waits for the device.
+bool settle_due(const Run& r, bool preempt) {
+  const auto& c = r.config;
+  const auto& t = c.training;
+  const auto every = [&](int64_t freq) { return freq > 0 && r.step % freq == 0; };
+  return preempt || r.step == t.n_iters || every(t.log_freq) || every(t.snapshot_freq) ||
+         every(t.snapshot_freq_for_preemption) || every(c.eval.freq) ||
+         (r.ctx.world_size > 1 && every(c.dist.check_every));
+}
+
+// Reads the records of the steps since the last settle in one transfer, in
+// step order: skipped steps (and training.nonfinite_patience), the log
+// interval and the step metrics.
+void settle(Run& r, std::vector<StepRecord>& pending, Interval& in, RunLog* run_log,
+            TrainResult& result, int64_t& nonfinite_run) {
+  if (pending.empty()) return;
+  std::vector<torch::Tensor> rows;
+  for (const auto& p : pending) rows.push_back(p.row);
+  const auto host = torch::stack(rows).cpu();
+  for (size_t i = 0; i < pending.size(); ++i) {
+    const StepOutcome s = read_outcome(pending[i], host[static_cast<int64_t>(i)]);
+    if (s.finite) {
+      nonfinite_run = 0;
+    } else {
+      result.skipped_steps += 1;
+      handle_skipped_step(r, s, i + 1 == pending.size(), nonfinite_run);
+    }
+    log_step(r, s, in, run_log, result);
+  }
+  pending.clear();
 }
 
 // Checkpoints at their frequencies and on preemption; after a preemption
@@ -493,21 +530,18 @@ TrainResult Trainer::run() {
   Interval interval;
   int64_t nonfinite_run = 0;
   nlohmann::json quality;
+  std::vector<StepRecord> pending;  // steps not yet read on the host
   while (r.step < r.config.training.n_iters) {
-    const StepOutcome s = train_step(r, preemption);
-    if (s.finite) {
-      nonfinite_run = 0;
-    } else {
-      result.skipped_steps += 1;
-      handle_skipped_step(r, s, nonfinite_run);
-    }
+    pending.push_back(train_step(r, preemption));
+    const bool preempt = pending.back().preempt;
     r.step += 1;
     r.images_seen += r.config.training.batch_size;
-    log_step(r, s, interval, run_log ? &*run_log : nullptr, result);
+    if (!settle_due(r, preempt)) continue;
+    settle(r, pending, interval, run_log ? &*run_log : nullptr, result, nonfinite_run);
     if (r.config.dist.check_every > 0 && r.ctx.world_size > 1 &&
         r.step % r.config.dist.check_every == 0)
       check_parameters_agree(r);
-    checkpoint_or_stop(r, s.preempt, preemption);
+    checkpoint_or_stop(r, preempt, preemption);
     sample_and_evaluate(r, interval, run_log ? &*run_log : nullptr, quality);
   }
   if (r.ctx.world_size > 1) r.comm->barrier();  // the final checkpoint is on disk for every rank

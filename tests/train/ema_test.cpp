@@ -191,5 +191,36 @@ TEST(Ema, RejectsBadRates) {
   EXPECT_EQ(Ema::format_number(500), "500");
 }
 
+// A skipped step (the device-side flag the trainer passes for a non-finite
+// gradient) leaves every shadow bitwise and the update count as they were,
+// for both EMA forms; the next applied step continues as if the skipped one
+// never came.
+TEST(Ema, SkippedUpdateChangesNothing) {
+  Toy model, twin;
+  model.set(1, 2, 3);
+  twin.set(1, 2, 3);
+  Ema ema(model, ema_config(0.999, {0.5}, 0.001, 0.0)), plain(twin, ema_config(0.999, {0.5}, 0.001, 0.0));
+  model.set(4, -1, 0.25);
+  twin.set(4, -1, 0.25);
+  ema.update(model, 8, 0, torch::zeros({}, torch::kDouble));
+  plain.update(twin, 8, 0);
+  const auto before = ema.state_dict();
+  model.set(1e30, -7, 2);  // what a bad step would leave
+  ema.update(model, 8, 8, torch::ones({}, torch::kDouble));
+  EXPECT_EQ(ema.num_updates(), 1);
+  for (const auto& [name, tensors] : ema.state_dict())
+    for (const auto& [param, t] : tensors)
+      EXPECT_TRUE(torch::equal(t, before.at(name).at(param))) << name << " " << param;
+  model.set(5, 5, 5);
+  twin.set(5, 5, 5);
+  ema.update(model, 8, 16, torch::zeros({}, torch::kDouble));
+  plain.update(twin, 8, 16);
+  EXPECT_EQ(ema.num_updates(), plain.num_updates());
+  const auto expected = plain.state_dict();
+  for (const auto& [name, tensors] : ema.state_dict())
+    for (const auto& [param, t] : tensors)
+      EXPECT_TRUE(torch::equal(t, expected.at(name).at(param))) << name << " " << param;
+}
+
 }  // namespace
 }  // namespace scorch

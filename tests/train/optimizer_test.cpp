@@ -218,5 +218,30 @@ TEST(Optimizer, RejectsUnknownOptimizer) {
   EXPECT_THROW(parse_config("{}", "test", {"optim.optimizer=SGD"}), Error);
 }
 
+// A skipped step (the trainer's device-side flag) changes no parameter,
+// moment or step count; the next step is the one a run without the bad
+// step would take.
+TEST(Optimizer, SkippedStepChangesNothing) {
+  torch::Tensor w = param({1.0f, -0.5f}), twin = param({1.0f, -0.5f});
+  Optimizer opt(params_of({{"w", w}}), adam_config(0.1)),
+      plain(params_of({{"w", twin}}), adam_config(0.1));
+  set_grad(w, {0.2f, -1.0f});
+  set_grad(twin, {0.2f, -1.0f});
+  opt.apply(1, torch::zeros({}, torch::kDouble));
+  plain.apply(1);
+  const auto state = opt.state_dict();
+  const auto w1 = w.detach().clone();
+  set_grad(w, {NAN, 1.0f});
+  opt.apply(2, torch::ones({}, torch::kDouble));
+  EXPECT_TRUE(torch::equal(w, w1));
+  for (const auto& [key, t] : opt.state_dict()) EXPECT_TRUE(torch::equal(t, state.at(key))) << key;
+  set_grad(w, {-0.7f, 0.05f});
+  set_grad(twin, {-0.7f, 0.05f});
+  opt.apply(2, torch::zeros({}, torch::kDouble));
+  plain.apply(2);
+  EXPECT_TRUE(torch::equal(w, twin));
+  EXPECT_EQ(opt.state_dict().at("w.step").item<int64_t>(), 2);
+}
+
 }  // namespace
 }  // namespace scorch
