@@ -38,6 +38,7 @@ enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm };
 enum class SsmProjection : int { kRademacher, kGaussian };             // training.ssm_projection
 enum class TimestepSamplerName : int { kUniform, kLossSecondMoment };  // training.timestep_sampler
 enum class OptimizerName : int { kAdam, kAdamW };                      // optim.optimizer
+enum class LrSchedule : int { kConstant, kInverseSqrt };              // optim.schedule
 enum class SamplingMethod : int { kPc, kOde, kEdm, kDdim };            // sampling.method
 // sampling.predictor, sampling.corrector
 enum class Predictor : int { kNone, kEulerMaruyama, kReverseDiffusion, kAncestral };
@@ -77,6 +78,7 @@ SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "e
 SCORCH_CHOICE_NAMES(SsmProjection, "rademacher", "gaussian");
 SCORCH_CHOICE_NAMES(TimestepSamplerName, "uniform", "loss_second_moment");
 SCORCH_CHOICE_NAMES(OptimizerName, "Adam", "AdamW");
+SCORCH_CHOICE_NAMES(LrSchedule, "constant", "inverse_sqrt");
 SCORCH_CHOICE_NAMES(SamplingMethod, "pc", "ode", "edm", "ddim");
 SCORCH_CHOICE_NAMES(Predictor, "none", "euler_maruyama", "reverse_diffusion",
                     "ancestral_sampling");

@@ -269,6 +269,10 @@ const std::vector<Field>& fields() {
     t.d("optim.eps", &C::optim, &OptimConfig::eps, "Adam epsilon", 0);
     t.d("optim.weight_decay", &C::optim, &OptimConfig::weight_decay, "weight decay", 0);
     t.i("optim.warmup", &C::optim, &OptimConfig::warmup, "linear warm-up steps; 0 = none", 0);
+    t.e("optim.schedule", &C::optim, &OptimConfig::schedule,
+        "after warm-up: constant | inverse_sqrt (EDM2: lr / sqrt(max(step / optim.ref_steps, 1)))");
+    t.i("optim.ref_steps", &C::optim, &OptimConfig::ref_steps,
+        "inverse_sqrt: the step where the decay starts (EDM2's ref_batches)", 1);
     t.d("optim.grad_clip", &C::optim, &OptimConfig::grad_clip,
         "global gradient-norm clip; <= 0 = none");
 

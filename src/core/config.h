@@ -119,6 +119,8 @@ struct OptimConfig {
   double weight_decay = 0.0;
   int64_t warmup = 5000;
   double grad_clip = 1.0;  // <= 0: no clipping
+  LrSchedule schedule = LrSchedule::kConstant;
+  int64_t ref_steps = 70000;  // inverse_sqrt: decay starts here (EDM2's ref_batches)
 };
 
 struct SamplingConfig {

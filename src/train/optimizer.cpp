@@ -29,9 +29,12 @@ Optimizer::Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& named
 Optimizer::~Optimizer() = default;
 
 double Optimizer::lr_at(int64_t step) const {
-  if (config_.warmup <= 0) return config_.lr;
-  return config_.lr *
-         std::min(static_cast<double>(step) / static_cast<double>(config_.warmup), 1.0);
+  double lr = config_.lr;
+  if (config_.warmup > 0)
+    lr *= std::min(static_cast<double>(step) / static_cast<double>(config_.warmup), 1.0);
+  if (config_.schedule == LrSchedule::kInverseSqrt)  // EDM2's learning_rate_schedule
+    lr /= std::sqrt(std::max(static_cast<double>(step) / static_cast<double>(config_.ref_steps), 1.0));
+  return lr;
 }
 
 torch::Tensor Optimizer::clip_grad_norm_tensor(const std::vector<torch::Tensor>& params,

@@ -65,7 +65,10 @@ class Optimizer {
   // writes fresh ones instead of adding to zeros.
   void zero_grad();
 
-  // lr * min(step / warmup, 1); warmup <= 0 means no warm-up.
+  // lr * min(step / warmup, 1) (warmup <= 0: no warm-up), divided for
+  // optim.schedule=inverse_sqrt by sqrt(max(step / ref_steps, 1)): EDM2's
+  // learning_rate_schedule with t / t_ref counted in steps (images / batch
+  // size on both sides).
   double lr_at(int64_t step) const;
 
   // Global-norm clipping exactly as torch.nn.utils.clip_grad_norm_(params,

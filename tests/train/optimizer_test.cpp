@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -241,6 +242,28 @@ TEST(Optimizer, SkippedStepChangesNothing) {
   plain.apply(2);
   EXPECT_TRUE(torch::equal(w, twin));
   EXPECT_EQ(opt.state_dict().at("w.step").item<int64_t>(), 2);
+}
+
+// optim.schedule=inverse_sqrt is EDM2's learning_rate_schedule (reference
+// edm.md): lr(t) = ref_lr / sqrt(max(t / t_ref, 1)) * min(t / t_rampup, 1)
+// with t in images, t_ref = ref_batches x batch size; in steps of a batch
+// of 512 the same numbers.
+TEST(Optimizer, InverseSqrtScheduleIsEdm2s) {
+  OptimConfig c = adam_config(0.01, 100);
+  c.schedule = LrSchedule::kInverseSqrt;
+  c.ref_steps = 1000;
+  Optimizer opt(params_of({{"w", param({1.0f})}}), c);
+  const double batch = 512, ref_batches = 1000, rampup_img = 100 * batch;
+  for (int64_t step : {0, 1, 50, 99, 100, 500, 999, 1000, 1001, 4000, 250000}) {
+    const double nimg = static_cast<double>(step) * batch;
+    const double expected = 0.01 / std::sqrt(std::max(nimg / (ref_batches * batch), 1.0)) *
+                            std::min(nimg / rampup_img, 1.0);
+    EXPECT_NEAR(opt.lr_at(step), expected, 1e-15) << step;
+  }
+  EXPECT_DOUBLE_EQ(opt.lr_at(4000), 0.005);  // four times t_ref: half the rate
+  c.schedule = LrSchedule::kConstant;
+  Optimizer constant(params_of({{"w", param({1.0f})}}), c);
+  EXPECT_DOUBLE_EQ(constant.lr_at(4000), 0.01);
 }
 
 }  // namespace
