@@ -12,6 +12,15 @@
 //   bench_train --configs configs/fashion_mnist/adm.yaml,configs/fashion_mnist/patch16.yaml
 //   bench_train [--batch B] [--steps S] [--pc-steps N] [--precisions fp32,bf16,fp16]
 //               [--configs a.yaml,b.yaml] [key=value ...]
+// --checkpointing prints instead, for model.checkpointing none, attention and
+// blocks, the activation memory (heap bytes the autograd graph holds after
+// forward), the process's peak RSS and the forward+backward time of one
+// training step of DDPM++ at 256 px and of ADM's LSUN-256 config (or of
+// --configs); the rows run from the least memory to the most, so each row's
+// peak RSS is its own.
+//   bench_train --checkpointing [--batch B] [--steps S] [--configs ...] [key=value ...]
+#include <malloc.h>
+#include <sys/resource.h>
 #include <torch/version.h>
 
 #include <CLI/CLI.hpp>
@@ -124,6 +133,84 @@ double time_sampling(const Config& c, const torch::Device& device, int64_t batch
   return batch / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Heap bytes in use (glibc: small blocks plus mmap'd ones; LibTorch's CPU
+// allocator takes its memory from malloc).
+double heap_mib() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<double>(m.uordblks + m.hblkhd) / 1048576.0;
+}
+
+double peak_rss_mib() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+struct MemoryRow {
+  double graph_mib = 0, peak_rss_mib = 0, step_ms = 0;
+};
+
+// One training forward (the config's loss, autocast as precision.dtype says)
+// and backward per step: the graph's heap bytes after forward, and the mean
+// forward+backward time of `steps` steps after one warm-up step.
+MemoryRow time_checkpointing(const Config& c, const torch::Device& device, int64_t batch,
+                             int64_t steps) {
+  torch::manual_seed(0);
+  auto sde = make_sde(c);
+  auto net = make_score_net(c);
+  net->to(device);
+  net->train();
+  auto loss = make_loss(c, sde);
+  const auto autocast = autocast_dtype(c.precision, device);
+  auto shape = sample_shape(c);
+  shape.insert(shape.begin(), batch);
+  const auto x = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
+  MemoryRow row;
+  double seconds = 0;
+  for (int64_t s = 0; s <= steps; ++s) {
+    for (auto& p : net->parameters()) p.mutable_grad().reset();
+    BatchRandom noise(c.seed, s, batch, 0, batch);
+    sync(device);
+    const double before = heap_mib();
+    const auto t0 = Clock::now();
+    LossOutput out;
+    {
+      AutocastGuard guard(device, autocast);
+      out = (*loss)(*net, x, {}, &noise);
+    }
+    sync(device);
+    row.graph_mib = heap_mib() - before;
+    out.loss.to(torch::kFloat).backward();
+    sync(device);
+    if (s > 0) seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  row.step_ms = 1000 * seconds / steps;
+  row.peak_rss_mib = peak_rss_mib();
+  return row;
+}
+
+void checkpointing_table(const std::vector<std::pair<std::string, std::string>>& models,
+                         const std::vector<std::string>& base, const torch::Device& device,
+                         int64_t batch, int64_t steps) {
+  std::printf("%-16s %-10s %14s %10s %14s %10s %10s\n", "model", "ckpt", "graph MiB",
+              "vs none", "peak RSS MiB", "fwd+bwd ms", "vs none");
+  for (const auto& [name, path] : models) {
+    std::vector<std::pair<Checkpointing, MemoryRow>> rows;
+    for (auto mode : {Checkpointing::kBlocks, Checkpointing::kAttention, Checkpointing::kNone}) {
+      auto o = base;
+      o.push_back(std::string("model.checkpointing=") + choice_name(mode));
+      rows.emplace_back(mode, time_checkpointing(load_config(path, o), device, batch, steps));
+    }
+    const MemoryRow& none = rows.back().second;
+    for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
+      const auto& r = it->second;
+      std::printf("%-16s %-10s %14.0f %9.0f%% %14.0f %10.0f %9.0f%%\n", name.c_str(),
+                  choice_name(it->first), r.graph_mib, 100 * r.graph_mib / none.graph_mib,
+                  r.peak_rss_mib, r.step_ms, 100 * r.step_ms / none.step_ms);
+    }
+  }
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -151,7 +238,39 @@ int main(int argc, char** argv) {
   app.add_option("--configs", configs,
                  "comma-separated config files to time instead of the CIFAR-10 DDPM++ and NCSN++");
   app.add_option("overrides", extra, "config overrides for every model");
+  bool checkpointing = false;
+  app.add_flag("--checkpointing", checkpointing,
+               "activation memory and step time per model.checkpointing (DDPM++ 256 px, ADM "
+               "LSUN-256) instead");
   CLI11_PARSE(app, argc, argv);
+  if (checkpointing) {
+    const std::string src = SCORCH_SOURCE_DIR;
+    std::vector<std::pair<std::string, std::string>> models = {
+        {"DDPM++ 256", src + "/configs/vp/cifar10_ddpmpp_continuous.yaml"},
+        {"ADM LSUN-256", src + "/configs/vp/lsun_bedroom256_adm.yaml"}};
+    if (!configs.empty()) {
+      models.clear();
+      for (const auto& path : split(configs)) models.emplace_back(path, path);
+    }
+    // DDPM++ at 256 px: score_sde's 256 px level layout (celebahq_256 configs).
+    std::vector<std::string> base = {"data.image_size=256", "model.ch_mult=[1,1,2,2,2,2,2]",
+                                     "model.num_res_blocks=2", "model.attn_resolutions=[16]"};
+    if (!configs.empty()) base.clear();
+    base.insert(base.end(), extra.begin(), extra.end());
+    std::printf("bench_train --checkpointing: %s, LibTorch %s, %d threads, batch %lld, %lld timed "
+                "steps; overrides:", device.str().c_str(), TORCH_VERSION,
+                torch::get_num_threads(), static_cast<long long>(batch),
+                static_cast<long long>(steps));
+    for (const auto& o : extra) std::printf(" %s", o.c_str());
+    std::printf("\n\n");
+    // The DDPM++ layout applies to the first model only.
+    checkpointing_table({models.front()}, base, device, batch, steps);
+    if (models.size() > 1) {
+      std::vector<std::pair<std::string, std::string>> rest(models.begin() + 1, models.end());
+      checkpointing_table(rest, extra, device, batch, steps);
+    }
+    return 0;
+  }
 
   std::vector<std::string> base;
   if (!gpu) base.push_back("model.nf=32");
