@@ -73,6 +73,8 @@ std::vector<Family> families() {
   };
 }
 
+void PrintTo(const Family& f, std::ostream* out) { *out << f.tag; }
+
 Config family_config(const Family& f, Checkpointing mode) {
   return load_config(config_path(f.config),
                      with(f.overrides, {std::string("model.checkpointing=") + choice_name(mode)}));
