@@ -14,19 +14,19 @@
 //               [--configs a.yaml,b.yaml] [key=value ...]
 // --checkpointing prints instead, for model.checkpointing none, attention and
 // blocks, the activation memory (heap bytes the autograd graph holds after
-// forward), the process's peak RSS and the forward+backward time of one
-// training step of DDPM++ at 256 px and of ADM's LSUN-256 config (or of
-// --configs); the rows run from the least memory to the most, so each row's
-// peak RSS is its own.
+// forward), the resident memory a step adds at its peak (VmHWM) and the
+// forward+backward time, for DDPM++ at 256 px and ADM's LSUN-256 config (or
+// --configs); the three settings' steps interleave.
 //   bench_train --checkpointing [--batch B] [--steps S] [--configs ...] [key=value ...]
 #include <malloc.h>
-#include <sys/resource.h>
 #include <torch/version.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -140,73 +140,106 @@ double heap_mib() {
   return static_cast<double>(m.uordblks + m.hblkhd) / 1048576.0;
 }
 
-double peak_rss_mib() {
-  struct rusage u {};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
+// A field of /proc/self/status in MiB (VmRSS, VmHWM); -1 if absent (not Linux).
+double status_mib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+  return -1;
 }
 
-struct MemoryRow {
-  double graph_mib = 0, peak_rss_mib = 0, step_ms = 0;
-};
+// Hands freed heap back to the system, then restarts VmHWM at the current
+// resident size (writing 5 to /proc/self/clear_refs); returns that size.
+double reset_peak_rss() {
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+  return status_mib("VmRSS");
+}
 
-// One training forward (the config's loss, autocast as precision.dtype says)
-// and backward per step: the graph's heap bytes after forward, and the mean
-// forward+backward time of `steps` steps after one warm-up step.
-MemoryRow time_checkpointing(const Config& c, const torch::Device& device, int64_t batch,
-                             int64_t steps) {
-  torch::manual_seed(0);
-  auto sde = make_sde(c);
-  auto net = make_score_net(c);
-  net->to(device);
-  net->train();
-  auto loss = make_loss(c, sde);
-  const auto autocast = autocast_dtype(c.precision, device);
-  auto shape = sample_shape(c);
-  shape.insert(shape.begin(), batch);
-  const auto x = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
-  MemoryRow row;
-  double seconds = 0;
-  for (int64_t s = 0; s <= steps; ++s) {
-    for (auto& p : net->parameters()) p.mutable_grad().reset();
-    BatchRandom noise(c.seed, s, batch, 0, batch);
-    sync(device);
+// One model.checkpointing setting of a model: training forward (the config's
+// loss, autocast as precision.dtype says) and backward, one step at a time.
+// Per step: the heap bytes the graph holds after forward, the resident
+// memory the step adds at its peak (activations, gradients, workspace), and
+// the forward+backward time.
+class CheckpointingRun {
+ public:
+  CheckpointingRun(const Config& c, const torch::Device& device, int64_t batch)
+      : c_(c), device_(device), batch_(batch) {
+    torch::manual_seed(0);
+    net_ = make_score_net(c);
+    net_->to(device);
+    net_->train();
+    loss_ = make_loss(c, make_sde(c));
+    auto shape = sample_shape(c);
+    shape.insert(shape.begin(), batch);
+    x_ = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
+  }
+
+  // Step `s`; steps after the first (warm-up) count in the means.
+  void step(int64_t s) {
+    BatchRandom noise(c_.seed, s, batch_, 0, batch_);
+    sync(device_);
+    const double rss = reset_peak_rss();
     const double before = heap_mib();
     const auto t0 = Clock::now();
     LossOutput out;
     {
-      AutocastGuard guard(device, autocast);
-      out = (*loss)(*net, x, {}, &noise);
+      AutocastGuard guard(device_, autocast_dtype(c_.precision, device_));
+      out = (*loss_)(*net_, x_, {}, &noise);
     }
-    sync(device);
-    row.graph_mib = heap_mib() - before;
+    sync(device_);
+    graph_mib_ = heap_mib() - before;
     out.loss.to(torch::kFloat).backward();
-    sync(device);
-    if (s > 0) seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    sync(device_);
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    for (auto& p : net_->parameters()) p.mutable_grad().reset();
+    out = {};
+    if (s == 0) return;
+    seconds_ += secs;
+    peak_mib_ = std::max(peak_mib_, status_mib("VmHWM") - rss);
+    ++steps_;
   }
-  row.step_ms = 1000 * seconds / steps;
-  row.peak_rss_mib = peak_rss_mib();
-  return row;
-}
 
+  double graph_mib() const { return graph_mib_; }
+  double peak_mib() const { return peak_mib_; }
+  double step_ms() const { return 1000 * seconds_ / static_cast<double>(steps_); }
+
+ private:
+  Config c_;
+  torch::Device device_;
+  int64_t batch_;
+  ScoreNet net_;
+  std::shared_ptr<Loss> loss_;
+  torch::Tensor x_;
+  double graph_mib_ = 0, peak_mib_ = 0, seconds_ = 0;
+  int64_t steps_ = 0;
+};
+
+// The settings' steps interleave (none, attention, blocks, none, ...), so a
+// change in the machine's load falls on all of them alike.
 void checkpointing_table(const std::vector<std::pair<std::string, std::string>>& models,
                          const std::vector<std::string>& base, const torch::Device& device,
                          int64_t batch, int64_t steps) {
-  std::printf("%-16s %-10s %14s %10s %14s %10s %10s\n", "model", "ckpt", "graph MiB",
-              "vs none", "peak RSS MiB", "fwd+bwd ms", "vs none");
+  std::printf("%-16s %-10s %12s %8s %14s %8s %12s %8s\n", "model", "ckpt", "graph MiB", "vs none",
+              "step peak MiB", "vs none", "fwd+bwd ms", "vs none");
+  const std::vector<Checkpointing> modes = {Checkpointing::kNone, Checkpointing::kAttention,
+                                            Checkpointing::kBlocks};
   for (const auto& [name, path] : models) {
-    std::vector<std::pair<Checkpointing, MemoryRow>> rows;
-    for (auto mode : {Checkpointing::kBlocks, Checkpointing::kAttention, Checkpointing::kNone}) {
+    std::vector<std::unique_ptr<CheckpointingRun>> runs;
+    for (auto mode : modes) {
       auto o = base;
       o.push_back(std::string("model.checkpointing=") + choice_name(mode));
-      rows.emplace_back(mode, time_checkpointing(load_config(path, o), device, batch, steps));
+      runs.push_back(std::make_unique<CheckpointingRun>(load_config(path, o), device, batch));
     }
-    const MemoryRow& none = rows.back().second;
-    for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
-      const auto& r = it->second;
-      std::printf("%-16s %-10s %14.0f %9.0f%% %14.0f %10.0f %9.0f%%\n", name.c_str(),
-                  choice_name(it->first), r.graph_mib, 100 * r.graph_mib / none.graph_mib,
-                  r.peak_rss_mib, r.step_ms, 100 * r.step_ms / none.step_ms);
+    for (int64_t s = 0; s <= steps; ++s)
+      for (auto& run : runs) run->step(s);
+    const auto& none = *runs.front();
+    for (size_t i = 0; i < modes.size(); ++i) {
+      const auto& r = *runs[i];
+      std::printf("%-16s %-10s %12.0f %7.0f%% %14.0f %7.0f%% %12.0f %7.0f%%\n", name.c_str(),
+                  choice_name(modes[i]), r.graph_mib(), 100 * r.graph_mib() / none.graph_mib(),
+                  r.peak_mib(), 100 * r.peak_mib() / none.peak_mib(), r.step_ms(),
+                  100 * r.step_ms() / none.step_ms());
     }
   }
 }
