@@ -32,6 +32,7 @@ enum class CombineMethod : int { kSum, kCat };                         // model.
 enum class Activation : int { kSwish, kReLU, kLeakyReLU, kELU };       // model.nonlinearity
 enum class Normalization : int { kGroupNorm, kInstanceNormPlusPlus };  // model.normalization
 enum class PatchSampling : int { kTiles, kFull };                      // model.patch_sampling
+enum class Checkpointing : int { kNone, kBlocks, kAttention };        // model.checkpointing
 enum class SdeKind : int { kVE, kVP, kSubVP };                         // training.sde
 // training.loss
 enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm };
@@ -73,6 +74,7 @@ SCORCH_CHOICE_NAMES(CombineMethod, "sum", "cat");
 SCORCH_CHOICE_NAMES(Activation, "swish", "relu", "lrelu", "elu");
 SCORCH_CHOICE_NAMES(Normalization, "GroupNorm", "InstanceNorm++");
 SCORCH_CHOICE_NAMES(PatchSampling, "tiles", "full");
+SCORCH_CHOICE_NAMES(Checkpointing, "none", "blocks", "attention");
 SCORCH_CHOICE_NAMES(SdeKind, "vesde", "vpsde", "subvpsde");
 SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm");
 SCORCH_CHOICE_NAMES(SsmProjection, "rademacher", "gaussian");

@@ -67,6 +67,13 @@ inline void set_autocast(torch::DeviceType type, const AutocastState& state) {
 #endif
 }
 
+// Whether autocast caches the lower-precision copies of float32 leaf tensors
+// (weights) while a region is open; the same functions in 1.13 and 2.x.
+inline bool autocast_cache_enabled() { return at::autocast::is_autocast_cache_enabled(); }
+inline void set_autocast_cache_enabled(bool enabled) {
+  at::autocast::set_autocast_cache_enabled(enabled);
+}
+
 // tensors[i] *= scalar (a 0-dim tensor on their device) in one multi-tensor
 // call: 2.x has the tensor-scalar overload; 1.13 takes a list of the scalar.
 inline void foreach_mul_(std::vector<torch::Tensor>& tensors, const torch::Tensor& scalar) {

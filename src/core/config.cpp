@@ -191,6 +191,11 @@ const std::vector<Field>& fields() {
     t.b("model.channels_last", &C::model, &ModelConfig::channels_last,
         "image networks: NHWC memory format for weights and activations (faster convolutions "
         "on CUDA; the same values on the CPU)");
+    t.e("model.checkpointing", &C::model, &ModelConfig::checkpointing,
+        "activation checkpointing: none | blocks (every residual and attention block of ddpm, "
+        "ncsnpp, adm, ncsn, ncsnv2_* recomputes its activations in backward instead of storing "
+        "them) | attention (attention blocks only; ddpm, ncsnpp, adm); same gradients, less "
+        "memory, more compute");
     t.i("model.dims", &C::model, &ModelConfig::dims,
         "adm: signal dimensions, 1 ([C, L] = [num_channels, image_size] vectors), 2 (images) or "
         "3 ([C, depth, S, S] vectors)", 1, 3);

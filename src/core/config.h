@@ -67,6 +67,9 @@ struct ModelConfig {
   int64_t mlp_layers = 3;      // MLP hidden layers
   double class_dropout = 0.0;  // label dropout (classifier-free guidance)
   bool channels_last = false;  // NHWC weights and activations (faster convolutions on CUDA)
+  // Activation checkpointing: recompute residual and attention blocks (or
+  // attention blocks only) in backward instead of storing their activations.
+  Checkpointing checkpointing = Checkpointing::kNone;
   // ADM U-Net (model.name=adm; guided-diffusion's option names).
   int64_t dims = 2;                // 1-D, 2-D or 3-D signals
   int64_t num_heads = 1;

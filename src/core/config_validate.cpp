@@ -76,9 +76,30 @@ void validate_network_data(const Config& c) {
   }
 }
 
+// model.checkpointing: the networks that have the blocks it names, and losses
+// whose backward differentiates the network once (a checkpointed block's
+// backward is not itself differentiable).
+void validate_checkpointing(const Config& c) {
+  const auto& m = c.model;
+  if (m.checkpointing == Checkpointing::kNone) return;
+  SCORCH_CHECK(is_unet(m.name) || is_ncsn(m.name), "model.checkpointing=", m.checkpointing,
+               " recomputes the residual and attention blocks of ddpm, ncsnpp, adm, ncsn and "
+               "ncsnv2_*; model.name=", m.name, " has no such blocks: set model.checkpointing=none");
+  SCORCH_CHECK(m.checkpointing != Checkpointing::kAttention || is_unet(m.name),
+               "model.checkpointing=attention recomputes attention blocks; model.name=", m.name,
+               " has none (its RefineNet residual blocks are recomputed with "
+               "model.checkpointing=blocks): set model.checkpointing=blocks or none");
+  const LossName loss = resolved_loss(c);
+  SCORCH_CHECK(loss != LossName::kSsm && loss != LossName::kSsmVr && loss != LossName::kEsm,
+               "model.checkpointing=", m.checkpointing, " needs a loss that differentiates the "
+               "network once; training.loss=", loss, " differentiates it twice (its Jacobian "
+               "enters the loss): set model.checkpointing=none or training.loss=dsm");
+}
+
 // The options a network honours (nn/model_factory.cpp builds from them).
 void validate_network_options(const Config& c) {
   const auto& m = c.model;
+  validate_checkpointing(c);
   if (m.patch_size > 0) {
     SCORCH_CHECK(is_image_data(c) && (m.name == ModelName::kDdpm || m.name == ModelName::kNcsnpp ||
                                       (m.name == ModelName::kAdm && m.dims == 2)),

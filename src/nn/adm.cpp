@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "nn/checkpoint.h"
 #include "nn/embeddings.h"
 #include "nn/layers.h"
 
@@ -247,19 +248,44 @@ class AttentionBlockImpl : public LayerImpl {
 
 }  // namespace
 
-// TimestepEmbedSequential: children "0", "1", ... applied in turn.
+namespace {
+// What model.checkpointing may recompute.
+enum class LayerKind { kOther, kResidual, kAttention };
+}  // namespace
+
+// TimestepEmbedSequential: children "0", "1", ... applied in turn; residual
+// and attention layers checkpointed as `mode` says (while training).
 class ADMImpl::Stack : public torch::nn::Module {
  public:
-  void add(Layer layer) {
+  void add(Layer layer, LayerKind kind = LayerKind::kOther) {
     layers_.push_back(register_module(std::to_string(layers_.size()), std::move(layer)));
+    kinds_.push_back(kind);
   }
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& emb) {
-    for (auto& l : layers_) x = l->forward(x, emb);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& emb, Checkpointing mode) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto& l = layers_[i];
+      const bool ckpt = is_training() && ((kinds_[i] == LayerKind::kResidual &&
+                                           checkpoint_residual(mode)) ||
+                                          (kinds_[i] == LayerKind::kAttention &&
+                                           checkpoint_attention(mode)));
+      if (!ckpt) {
+        x = l->forward(x, emb);
+      } else if (kinds_[i] == LayerKind::kAttention) {
+        x = run_block(true, [l](const std::vector<torch::Tensor>& in) {
+          return l->forward(in[0], torch::Tensor());
+        }, {x});
+      } else {
+        x = run_block(true, [l](const std::vector<torch::Tensor>& in) {
+          return l->forward(in[0], in[1]);
+        }, {x, emb});
+      }
+    }
     return x;
   }
 
  private:
   std::vector<Layer> layers_;
+  std::vector<LayerKind> kinds_;
 };
 
 torch::Tensor adm_timestep_embedding(const torch::Tensor& t, int64_t dim) {
@@ -358,15 +384,15 @@ ADMImpl::ADMImpl(const ADMOptions& options) : options_(options) {
     const int64_t mult = o.channel_mult()[level];
     for (int64_t i = 0; i < o.num_res_blocks(); ++i) {
       auto stack = new_stack(*inputs, input_blocks_);
-      stack->add(res_block(ch, mult * mc));
+      stack->add(res_block(ch, mult * mc), LayerKind::kResidual);
       ch = mult * mc;
-      if (has_attention(ds)) stack->add(attention(ch, o.num_heads()));
+      if (has_attention(ds)) stack->add(attention(ch, o.num_heads()), LayerKind::kAttention);
       chans.push_back(ch);
     }
     if (level != levels - 1) {
       auto stack = new_stack(*inputs, input_blocks_);
       if (o.resblock_updown())
-        stack->add(res_block(ch, ch, false, true));
+        stack->add(res_block(ch, ch, false, true), LayerKind::kResidual);
       else
         stack->add(std::make_shared<DownsampleImpl>(ch, o.conv_resample(), dims, ch));
       chans.push_back(ch);
@@ -375,9 +401,9 @@ ADMImpl::ADMImpl(const ADMOptions& options) : options_(options) {
   }
 
   middle_block_ = register_module("middle_block", std::make_shared<Stack>());
-  middle_block_->add(res_block(ch, ch));
-  middle_block_->add(attention(ch, o.num_heads()));
-  middle_block_->add(res_block(ch, ch));
+  middle_block_->add(res_block(ch, ch), LayerKind::kResidual);
+  middle_block_->add(attention(ch, o.num_heads()), LayerKind::kAttention);
+  middle_block_->add(res_block(ch, ch), LayerKind::kResidual);
 
   auto outputs = container(*this, "output_blocks");
   for (int64_t level = levels - 1; level >= 0; --level) {
@@ -386,12 +412,12 @@ ADMImpl::ADMImpl(const ADMOptions& options) : options_(options) {
       const int64_t skip_ch = chans.back();
       chans.pop_back();
       auto stack = new_stack(*outputs, output_blocks_);
-      stack->add(res_block(ch + skip_ch, mc * mult));
+      stack->add(res_block(ch + skip_ch, mc * mult), LayerKind::kResidual);
       ch = mc * mult;
-      if (has_attention(ds)) stack->add(attention(ch, heads_up));
+      if (has_attention(ds)) stack->add(attention(ch, heads_up), LayerKind::kAttention);
       if (level > 0 && i == o.num_res_blocks()) {
         if (o.resblock_updown())
-          stack->add(res_block(ch, ch, true, false));
+          stack->add(res_block(ch, ch, true, false), LayerKind::kResidual);
         else
           stack->add(std::make_shared<UpsampleImpl>(ch, o.conv_resample(), dims, ch));
         ds /= 2;
@@ -435,12 +461,12 @@ torch::Tensor ADMImpl::forward_signal(const torch::Tensor& x_in, const torch::Te
   auto h = o.centered() ? x_in : 2 * x_in - 1.0;
   std::vector<torch::Tensor> hs;
   for (auto& block : input_blocks_) {
-    h = block->forward(h, emb);
+    h = block->forward(h, emb, o.checkpointing());
     hs.push_back(h);
   }
-  h = middle_block_->forward(h, emb);
+  h = middle_block_->forward(h, emb, o.checkpointing());
   for (auto& block : output_blocks_) {
-    h = block->forward(torch::cat({h, hs.back()}, 1), emb);
+    h = block->forward(torch::cat({h, hs.back()}, 1), emb, o.checkpointing());
     hs.pop_back();
   }
   h = out_conv_->forward(torch::silu(out_norm_(h)), emb);

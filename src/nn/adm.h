@@ -63,6 +63,9 @@ struct ADMOptions {
   // data, e.g. 1-D or 3-D signals stored as vectors); it is viewed as
   // [B, flat_shape...] = [B, in_channels, spatial...] and the output flattened back.
   TORCH_ARG(std::vector<int64_t>, flat_shape) = {};
+  // Residual and attention blocks (kBlocks) or attention blocks only
+  // (kAttention) recompute their activations in backward (nn/checkpoint.h).
+  TORCH_ARG(Checkpointing, checkpointing) = Checkpointing::kNone;
 };
 
 // Throws scorch::Error (naming the option) for options UNetModel cannot build:

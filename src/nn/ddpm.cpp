@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "nn/checkpoint.h"
 #include "nn/embeddings.h"
 #include "nn/mlp.h"
 
@@ -132,27 +133,29 @@ torch::Tensor DDPMImpl::forward(const torch::Tensor& x_in, const torch::Tensor& 
     }
   }
   const auto x = o.centered() ? x_in : 2 * x_in - 1.0;
+  const bool ckpt_res = is_training() && checkpoint_residual(o.checkpointing());
+  const bool ckpt_attn = is_training() && checkpoint_attention(o.checkpointing());
 
   std::vector<torch::Tensor> hs = {input_conv_(x)};
   for (auto& l : levels_) {
     for (size_t b = 0; b < l.down_blocks.size(); ++b) {
-      auto h = l.down_blocks[b]->forward(hs.back(), temb);
-      if (!l.down_attns.empty()) h = l.down_attns[b](h);
+      auto h = run_res_block(l.down_blocks[b], hs.back(), temb, ckpt_res);
+      if (!l.down_attns.empty()) h = run_attn_block(l.down_attns[b], h, ckpt_attn);
       hs.push_back(h);
     }
     if (l.down) hs.push_back(l.down(hs.back()));
   }
 
-  auto h = mid_block_0_->forward(hs.back(), temb);
-  h = mid_attn_(h);
-  h = mid_block_1_->forward(h, temb);
+  auto h = run_res_block(mid_block_0_, hs.back(), temb, ckpt_res);
+  h = run_attn_block(mid_attn_, h, ckpt_attn);
+  h = run_res_block(mid_block_1_, h, temb, ckpt_res);
 
   for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
     for (auto& block : it->up_blocks) {
-      h = block->forward(torch::cat({h, hs.back()}, 1), temb);
+      h = run_res_block(block, torch::cat({h, hs.back()}, 1), temb, ckpt_res);
       hs.pop_back();
     }
-    if (it->up_attn) h = it->up_attn(h);
+    if (it->up_attn) h = run_attn_block(it->up_attn, h, ckpt_attn);
     if (it->up) h = it->up(h);
   }
   TORCH_CHECK(hs.empty(), "DDPM: skip connections left over");

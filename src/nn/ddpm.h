@@ -41,6 +41,9 @@ struct DDPMOptions {
   TORCH_ARG(double, sigma_min) = 0.01;  // the float64 buffer "sigmas", as in NCSN++
   TORCH_ARG(double, sigma_max) = 50.0;
   TORCH_ARG(int64_t, num_scales) = 1000;
+  // Residual and attention blocks (kBlocks) or attention blocks only
+  // (kAttention) recompute their activations in backward (nn/checkpoint.h).
+  TORCH_ARG(Checkpointing, checkpointing) = Checkpointing::kNone;
 };
 
 class DDPMImpl : public ScoreNetImpl {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "nn/checkpoint.h"
 #include "nn/resample.h"
 
 namespace scorch {
@@ -202,6 +203,21 @@ torch::Tensor ResnetBlockBigGANImpl::forward(const torch::Tensor& x, const torch
   h = conv_1_(dropout_(activate(norm_1_(h), act)));
   if (conv_shortcut_) skip = conv_shortcut_(skip);
   return merge_residual(skip, h, options_.skip_rescale());
+}
+
+torch::Tensor run_res_block(const ResBlock& block, const torch::Tensor& x,
+                            const torch::Tensor& temb, bool checkpointed) {
+  if (!checkpointed) return block->forward(x, temb);
+  return run_block(
+      true, [block](const std::vector<torch::Tensor>& in) { return block->forward(in[0], in[1]); },
+      {x, temb});
+}
+
+torch::Tensor run_attn_block(const AttnBlock& block, const torch::Tensor& x, bool checkpointed) {
+  const std::shared_ptr<AttnBlockImpl> impl = block.ptr();
+  if (!checkpointed) return impl->forward(x);
+  return run_block(
+      true, [impl](const std::vector<torch::Tensor>& in) { return impl->forward(in[0]); }, {x});
 }
 
 // ---------------------------------------------------------------------------

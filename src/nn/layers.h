@@ -188,6 +188,12 @@ class ResnetBlockBigGANImpl : public ResBlockImpl {
 };
 TORCH_MODULE(ResnetBlockBigGAN);
 
+// block(x, temb) and block(x), recomputed in backward instead of storing
+// their activations when `checkpointed` (model.checkpointing, nn/checkpoint.h).
+torch::Tensor run_res_block(const ResBlock& block, const torch::Tensor& x,
+                            const torch::Tensor& temb, bool checkpointed);
+torch::Tensor run_attn_block(const AttnBlock& block, const torch::Tensor& x, bool checkpointed);
+
 // ---------------------------------------------------------------------------
 // layerspp.Combine: merges the input pyramid into the U-Net's features,
 // Conv_0 (1x1, dim1 -> dim2) then sum, or concatenation along channels.

@@ -68,7 +68,8 @@ Options unet_options(const Config& config) {
       .scale_by_sigma(m.scale_by_sigma)
       .sigma_min(m.sigma_min)
       .sigma_max(m.sigma_max)
-      .num_scales(m.num_scales);
+      .num_scales(m.num_scales)
+      .checkpointing(m.checkpointing);
   return o;
 }
 }  // namespace
@@ -119,7 +120,8 @@ ADMOptions adm_options(const Config& config) {
       .use_scale_shift_norm(m.use_scale_shift_norm)
       .resblock_updown(m.resblock_updown)
       .use_new_attention_order(m.use_new_attention_order)
-      .centered(d.centered);
+      .centered(d.centered)
+      .checkpointing(m.checkpointing);
   if (m.scale_by_sigma) {
     o.scale_by_sigma(true);
     if (!config.training.continuous) {  // time_cond indexes the levels, 0 = sigma_max
@@ -160,7 +162,8 @@ NCSNOptions ncsn_options(const Config& config) {
       .nonlinearity(m.nonlinearity)
       .sigma_min(m.sigma_min)
       .sigma_max(m.sigma_max)
-      .num_scales(m.num_scales);
+      .num_scales(m.num_scales)
+      .checkpointing(m.checkpointing);
 }
 
 namespace {

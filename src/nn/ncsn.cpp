@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "nn/checkpoint.h"
 
 namespace scorch {
 namespace {
@@ -141,17 +142,30 @@ torch::Tensor NCSNImpl::forward(const torch::Tensor& x, const torch::Tensor& tim
   const auto y = time_cond.to(torch::kLong);
   const auto levels = num_classes_ > 0 ? y : torch::Tensor();
 
+  const bool ckpt = is_training() && checkpoint_residual(o.checkpointing());
+  const auto residual = [&](const RefineResidualBlock& block, const torch::Tensor& in) {
+    return run_block(
+        ckpt,
+        [impl = block.ptr()](const std::vector<torch::Tensor>& t) {
+          return impl->forward(t[0], t[1]);
+        },
+        {in, levels});
+  };
   auto h = begin_conv_->forward(o.centered() ? x : 2 * x - 1.0);
   std::vector<torch::Tensor> layers;
   for (auto& stage : stages_) {
-    h = stage.second->forward(stage.first->forward(h, levels), levels);
+    h = residual(stage.second, residual(stage.first, h));
     layers.push_back(h);
   }
   torch::Tensor ref;
   for (size_t k = layers.size(); k-- > 0;) {
-    const auto shape = layers[k].sizes().slice(2);
-    ref = ref.defined() ? refines_[k]->forward({layers[k], ref}, levels, shape)
-                        : refines_[k]->forward({layers[k]}, levels, shape);
+    const auto shape = layers[k].sizes().slice(2).vec();
+    auto refine = [block = refines_[k].ptr(), shape](const std::vector<torch::Tensor>& t) {
+      // t = {inputs..., levels}
+      return block->forward(std::vector<torch::Tensor>(t.begin(), t.end() - 1), t.back(), shape);
+    };
+    ref = ref.defined() ? run_block(ckpt, refine, {layers[k], ref, levels})
+                        : run_block(ckpt, refine, {layers[k], levels});
   }
   auto out = end_conv_->forward(activate(normalizer_->forward(ref, levels), o.nonlinearity()));
   if (sigmas_.defined()) {

@@ -42,6 +42,9 @@ struct NCSNOptions {
   TORCH_ARG(double, sigma_min) = 0.01;
   TORCH_ARG(double, sigma_max) = 50.0;
   TORCH_ARG(int64_t, num_scales) = 232;
+  // kBlocks: the residual blocks and RefineNet blocks recompute their
+  // activations in backward (nn/checkpoint.h). NCSN has no attention.
+  TORCH_ARG(Checkpointing, checkpointing) = Checkpointing::kNone;
 };
 
 class NCSNImpl : public ScoreNetImpl {

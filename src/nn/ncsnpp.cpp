@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "nn/checkpoint.h"
 #include "nn/mlp.h"
 
 namespace scorch {
@@ -219,6 +220,8 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
 
   // Inputs in [0, 1] are mapped to [-1, 1].
   const auto x = o.centered() ? x_in : 2 * x_in - 1.0;
+  const bool ckpt_res = is_training() && checkpoint_residual(o.checkpointing());
+  const bool ckpt_attn = is_training() && checkpoint_attention(o.checkpointing());
 
   // Encoder.
   torch::Tensor input_pyramid = x;
@@ -226,12 +229,12 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
   for (size_t level = 0; level < down_.size(); ++level) {
     auto& d = down_[level];
     for (size_t b = 0; b < d.blocks.size(); ++b) {
-      auto h = d.blocks[b]->forward(hs.back(), temb);
-      if (!d.attns.empty()) h = d.attns[b](h);
+      auto h = run_res_block(d.blocks[b], hs.back(), temb, ckpt_res);
+      if (!d.attns.empty()) h = run_attn_block(d.attns[b], h, ckpt_attn);
       hs.push_back(h);
     }
     if (level + 1 == down_.size()) break;
-    auto h = d.down ? d.down(hs.back()) : d.down_block->forward(hs.back(), temb);
+    auto h = d.down ? d.down(hs.back()) : run_res_block(d.down_block, hs.back(), temb, ckpt_res);
     if (d.combine) {
       input_pyramid = pyramid_downsample_(input_pyramid);
       h = d.combine(input_pyramid, h);
@@ -243,18 +246,18 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
   }
 
   // Middle.
-  auto h = mid_block_0_->forward(hs.back(), temb);
-  h = mid_attn_(h);
-  h = mid_block_1_->forward(h, temb);
+  auto h = run_res_block(mid_block_0_, hs.back(), temb, ckpt_res);
+  h = run_attn_block(mid_attn_, h, ckpt_attn);
+  h = run_res_block(mid_block_1_, h, temb, ckpt_res);
 
   // Decoder.
   torch::Tensor pyramid;
   for (auto& u : up_) {
     for (auto& block : u.blocks) {
-      h = block->forward(torch::cat({h, hs.back()}, 1), temb);
+      h = run_res_block(block, torch::cat({h, hs.back()}, 1), temb, ckpt_res);
       hs.pop_back();
     }
-    if (u.attn) h = u.attn(h);
+    if (u.attn) h = run_attn_block(u.attn, h, ckpt_attn);
     if (u.pyramid_norm) {
       auto head = u.pyramid_conv(act(u.pyramid_norm(h)));
       if (pyramid.defined() && o.progressive() == ProgressiveOutput::kOutputSkip) {
@@ -267,7 +270,7 @@ torch::Tensor NCSNppImpl::forward(const torch::Tensor& x_in, const torch::Tensor
       h = pyramid;
     }
     if (u.up) h = u.up(h);
-    if (u.up_block) h = u.up_block->forward(h, temb);
+    if (u.up_block) h = run_res_block(u.up_block, h, temb, ckpt_res);
   }
   TORCH_CHECK(hs.empty(), "NCSN++: skip connections left over");
 

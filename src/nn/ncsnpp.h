@@ -60,6 +60,9 @@ struct NCSNppOptions {
   TORCH_ARG(double, sigma_min) = 0.01;
   TORCH_ARG(double, sigma_max) = 50.0;
   TORCH_ARG(int64_t, num_scales) = 1000;
+  // Residual and attention blocks (kBlocks) or attention blocks only
+  // (kAttention) recompute their activations in backward (nn/checkpoint.h).
+  TORCH_ARG(Checkpointing, checkpointing) = Checkpointing::kNone;
 };
 
 class NCSNppImpl : public ScoreNetImpl {

@@ -12,12 +12,21 @@
 //   bench_train --configs configs/fashion_mnist/adm.yaml,configs/fashion_mnist/patch16.yaml
 //   bench_train [--batch B] [--steps S] [--pc-steps N] [--precisions fp32,bf16,fp16]
 //               [--configs a.yaml,b.yaml] [key=value ...]
+// --checkpointing prints instead, for model.checkpointing none, attention and
+// blocks, the activation memory (heap bytes the autograd graph holds after
+// forward), the resident memory a step adds at its peak (VmHWM) and the
+// forward+backward time, for DDPM++ at 256 px and ADM's LSUN-256 config (or
+// --configs); the three settings' steps interleave.
+//   bench_train --checkpointing [--batch B] [--steps S] [--configs ...] [key=value ...]
+#include <malloc.h>
 #include <torch/version.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -124,6 +133,117 @@ double time_sampling(const Config& c, const torch::Device& device, int64_t batch
   return batch / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Heap bytes in use (glibc: small blocks plus mmap'd ones; LibTorch's CPU
+// allocator takes its memory from malloc).
+double heap_mib() {
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<double>(m.uordblks + m.hblkhd) / 1048576.0;
+}
+
+// A field of /proc/self/status in MiB (VmRSS, VmHWM); -1 if absent (not Linux).
+double status_mib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024.0;
+  return -1;
+}
+
+// Hands freed heap back to the system, then restarts VmHWM at the current
+// resident size (writing 5 to /proc/self/clear_refs); returns that size.
+double reset_peak_rss() {
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+  return status_mib("VmRSS");
+}
+
+// One model.checkpointing setting of a model: training forward (the config's
+// loss, autocast as precision.dtype says) and backward, one step at a time.
+// Per step: the heap bytes the graph holds after forward, the resident
+// memory the step adds at its peak (activations, gradients, workspace), and
+// the forward+backward time.
+class CheckpointingRun {
+ public:
+  CheckpointingRun(const Config& c, const torch::Device& device, int64_t batch)
+      : c_(c), device_(device), batch_(batch) {
+    torch::manual_seed(0);
+    net_ = make_score_net(c);
+    net_->to(device);
+    net_->train();
+    loss_ = make_loss(c, make_sde(c));
+    auto shape = sample_shape(c);
+    shape.insert(shape.begin(), batch);
+    x_ = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
+  }
+
+  // Step `s`; steps after the first (warm-up) count in the means.
+  void step(int64_t s) {
+    BatchRandom noise(c_.seed, s, batch_, 0, batch_);
+    sync(device_);
+    const double rss = reset_peak_rss();
+    const double before = heap_mib();
+    const auto t0 = Clock::now();
+    LossOutput out;
+    {
+      AutocastGuard guard(device_, autocast_dtype(c_.precision, device_));
+      out = (*loss_)(*net_, x_, {}, &noise);
+    }
+    sync(device_);
+    graph_mib_ = heap_mib() - before;
+    out.loss.to(torch::kFloat).backward();
+    sync(device_);
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    for (auto& p : net_->parameters()) p.mutable_grad().reset();
+    out = {};
+    if (s == 0) return;
+    seconds_ += secs;
+    peak_mib_ = std::max(peak_mib_, status_mib("VmHWM") - rss);
+    ++steps_;
+  }
+
+  double graph_mib() const { return graph_mib_; }
+  double peak_mib() const { return peak_mib_; }
+  double step_ms() const { return 1000 * seconds_ / static_cast<double>(steps_); }
+
+ private:
+  Config c_;
+  torch::Device device_;
+  int64_t batch_;
+  ScoreNet net_;
+  std::shared_ptr<Loss> loss_;
+  torch::Tensor x_;
+  double graph_mib_ = 0, peak_mib_ = 0, seconds_ = 0;
+  int64_t steps_ = 0;
+};
+
+// The settings' steps interleave (none, attention, blocks, none, ...), so a
+// change in the machine's load falls on all of them alike.
+void checkpointing_table(const std::vector<std::pair<std::string, std::string>>& models,
+                         const std::vector<std::string>& base, const torch::Device& device,
+                         int64_t batch, int64_t steps) {
+  std::printf("%-16s %-10s %12s %8s %14s %8s %12s %8s\n", "model", "ckpt", "graph MiB", "vs none",
+              "step peak MiB", "vs none", "fwd+bwd ms", "vs none");
+  const std::vector<Checkpointing> modes = {Checkpointing::kNone, Checkpointing::kAttention,
+                                            Checkpointing::kBlocks};
+  for (const auto& [name, path] : models) {
+    std::vector<std::unique_ptr<CheckpointingRun>> runs;
+    for (auto mode : modes) {
+      auto o = base;
+      o.push_back(std::string("model.checkpointing=") + choice_name(mode));
+      runs.push_back(std::make_unique<CheckpointingRun>(load_config(path, o), device, batch));
+    }
+    for (int64_t s = 0; s <= steps; ++s)
+      for (auto& run : runs) run->step(s);
+    const auto& none = *runs.front();
+    for (size_t i = 0; i < modes.size(); ++i) {
+      const auto& r = *runs[i];
+      std::printf("%-16s %-10s %12.0f %7.0f%% %14.0f %7.0f%% %12.0f %7.0f%%\n", name.c_str(),
+                  choice_name(modes[i]), r.graph_mib(), 100 * r.graph_mib() / none.graph_mib(),
+                  r.peak_mib(), 100 * r.peak_mib() / none.peak_mib(), r.step_ms(),
+                  100 * r.step_ms() / none.step_ms());
+    }
+  }
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -151,7 +271,39 @@ int main(int argc, char** argv) {
   app.add_option("--configs", configs,
                  "comma-separated config files to time instead of the CIFAR-10 DDPM++ and NCSN++");
   app.add_option("overrides", extra, "config overrides for every model");
+  bool checkpointing = false;
+  app.add_flag("--checkpointing", checkpointing,
+               "activation memory and step time per model.checkpointing (DDPM++ 256 px, ADM "
+               "LSUN-256) instead");
   CLI11_PARSE(app, argc, argv);
+  if (checkpointing) {
+    const std::string src = SCORCH_SOURCE_DIR;
+    std::vector<std::pair<std::string, std::string>> models = {
+        {"DDPM++ 256", src + "/configs/vp/cifar10_ddpmpp_continuous.yaml"},
+        {"ADM LSUN-256", src + "/configs/vp/lsun_bedroom256_adm.yaml"}};
+    if (!configs.empty()) {
+      models.clear();
+      for (const auto& path : split(configs)) models.emplace_back(path, path);
+    }
+    // DDPM++ at 256 px: score_sde's 256 px level layout (celebahq_256 configs).
+    std::vector<std::string> base = {"data.image_size=256", "model.ch_mult=[1,1,2,2,2,2,2]",
+                                     "model.num_res_blocks=2", "model.attn_resolutions=[16]"};
+    if (!configs.empty()) base.clear();
+    base.insert(base.end(), extra.begin(), extra.end());
+    std::printf("bench_train --checkpointing: %s, LibTorch %s, %d threads, batch %lld, %lld timed "
+                "steps; overrides:", device.str().c_str(), TORCH_VERSION,
+                torch::get_num_threads(), static_cast<long long>(batch),
+                static_cast<long long>(steps));
+    for (const auto& o : extra) std::printf(" %s", o.c_str());
+    std::printf("\n\n");
+    // The DDPM++ layout applies to the first model only.
+    checkpointing_table({models.front()}, base, device, batch, steps);
+    if (models.size() > 1) {
+      std::vector<std::pair<std::string, std::string>> rest(models.begin() + 1, models.end());
+      checkpointing_table(rest, extra, device, batch, steps);
+    }
+    return 0;
+  }
 
   std::vector<std::string> base;
   if (!gpu) base.push_back("model.nf=32");
