@@ -6,8 +6,10 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "sampling/ddim.h"
+#include "sampling/dpm_solver.h"
 #include "sampling/edm_sampler.h"
 #include "sampling/ode_sampler.h"
+#include "sampling/unipc.h"
 
 namespace scorch {
 
@@ -52,6 +54,25 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
       o.eps = sampling_eps(c);
       o.discrete = !c.training.continuous;
       return ddim_sample(sde, score, shape, tensor_options, o);
+    }
+    case SamplingMethod::kDpmSolverPp: {
+      DpmSolverOptions o;
+      o.order = s.order;
+      o.sde = s.sde_variant == SdeVariant::kSde;
+      o.num_steps = s.num_steps > 0 ? s.num_steps : 20;
+      o.schedule = s.step_schedule;
+      o.rho = s.edm_rho;
+      o.eps = sampling_eps(c);
+      return dpm_solver_pp_sample(sde, score, shape, tensor_options, o);
+    }
+    case SamplingMethod::kUniPc: {
+      UniPcOptions o;
+      o.order = s.order;
+      o.num_steps = s.num_steps > 0 ? s.num_steps : 20;
+      o.schedule = s.step_schedule;
+      o.rho = s.edm_rho;
+      o.eps = sampling_eps(c);
+      return unipc_sample(sde, score, shape, tensor_options, o);
     }
   }
   TORCH_CHECK(false, "sample_from_config: unknown sampling.method");
