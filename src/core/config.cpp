@@ -289,7 +289,7 @@ const std::vector<Field>& fields() {
         "last sampling time; 0 = 1e-3 (VP, sub-VP) or 1e-5 (VE)", 0, 0.5);
     t.i("sampling.num_steps", &C::sampling, &SamplingConfig::num_steps,
         "sampler steps; 0 = model.num_scales (pc), 100 (fixed-step ode), 35 (edm), 50 (ddim), "
-        "20 (dpm_solver_pp, unipc)", 0);
+        "40 (dpm_solver_pp, unipc)", 0);
     t.i("sampling.batch_size", &C::sampling, &SamplingConfig::batch_size, "samples per batch", 1);
     t.e("sampling.ode_method", &C::sampling, &SamplingConfig::ode_method,
         "ode: euler | midpoint | heun | rk4 | explicit_adams | implicit_adams (fixed steps) | "
@@ -317,8 +317,8 @@ const std::vector<Field>& fields() {
     t.e("sampling.sde_variant", &C::sampling, &SamplingConfig::sde_variant,
         "dpm_solver_pp: none (the ODE solver) | sde (DPM-Solver++(2M/3M) SDE, eta 1)");
     t.e("sampling.step_schedule", &C::sampling, &SamplingConfig::step_schedule,
-        "dpm_solver_pp, unipc: noise levels uniform in sigma^(1/edm_rho) (karras), in log sigma "
-        "(log_snr) or in SDE time from T to eps (time)");
+        "dpm_solver_pp, unipc: noise levels from sigma(T) to sigma(eps) uniform in log sigma, "
+        "i.e. log-SNR (log_snr), in sigma^(1/edm_rho) (karras) or in SDE time (time)");
 
     t.i("eval.num_samples", &C::eval, &EvalConfig::num_samples, "samples for metrics", 1);
     t.i("eval.batch_size", &C::eval, &EvalConfig::batch_size, "evaluation batch", 1);

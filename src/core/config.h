@@ -144,7 +144,7 @@ struct SamplingConfig {
   // dpm_solver_pp, unipc (sampling/dpm_solver.h, sampling/unipc.h)
   int64_t order = 2;                                  // multistep order, 1..3
   SdeVariant sde_variant = SdeVariant::kNone;         // dpm_solver_pp: sde = 2M/3M-SDE (eta 1)
-  StepSchedule step_schedule = StepSchedule::kKarras; // noise levels (rho = edm_rho)
+  StepSchedule step_schedule = StepSchedule::kLogSnr; // noise levels (karras: rho = edm_rho)
 };
 
 struct EvalConfig {

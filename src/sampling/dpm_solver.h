@@ -15,7 +15,9 @@
 // is added after each step. Step by step the formulas are those of
 // k-diffusion's sample_dpmpp_2m (order 2, ODE), sample_dpmpp_2m_sde (order 2,
 // SDE, midpoint) and sample_dpmpp_3m_sde (order 3, eta 0 for the ODE, 1 for
-// the SDE); order 1 is their shared first-order step.
+// the SDE); order 1 is their shared first-order step. That 3M's d2 is
+// h^2 D''/2 against the exact term's h^2 D'', so it converges at order 2,
+// with a smaller constant than 2M (tests/sampling/multistep_sampler_test.cpp).
 //
 // Start and end as in k-diffusion: step i uses order min(order, i + 1) (there
 // are only i earlier evaluations), and the last step, to sigma_N = 0, returns
@@ -45,7 +47,7 @@ struct DpmSolverOptions {
   bool sde = false;   // the SDE variant (eta = 1)
   // Noise levels for dpm_solver_pp_sample (multistep_sigmas).
   int64_t num_steps = 20;
-  StepSchedule schedule = StepSchedule::kKarras;
+  StepSchedule schedule = StepSchedule::kLogSnr;
   double rho = 7.0;
   double eps = 1e-3;
   // SDE noise; empty = sample_randn_like (per-sample noise under a

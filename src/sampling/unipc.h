@@ -37,7 +37,7 @@ struct UniPcOptions {
   int64_t order = 2;  // of the predictor: 1, 2 or 3
   // Noise levels for unipc_sample (multistep_sigmas).
   int64_t num_steps = 20;
-  StepSchedule schedule = StepSchedule::kKarras;
+  StepSchedule schedule = StepSchedule::kLogSnr;
   double rho = 7.0;
   double eps = 1e-3;
 };

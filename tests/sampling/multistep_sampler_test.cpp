@@ -98,14 +98,28 @@ torch::Tensor reference_flow(const Denoiser& d, const torch::Tensor& z, double s
 struct OrderCase {
   Method method;
   SdeKind sde;
-  double min_slope;  // the order less 0.5
+  double min_slope;  // of the error against N over N = 64, 128, 256
+  double max_error;  // at N = 256
 };
 
 class MultistepOrder : public ::testing::TestWithParam<OrderCase> {};
 
-// Error at N = 16, 32, 64 Karras levels (rho 7) over the SDE's whole range
-// against the reference flow; the fitted slope of log error against log N
-// must reach order - 0.5.
+// Error at N = 16 ... 256 Karras levels (rho 7) over the SDE's whole range
+// against the reference flow; the slope of log error against log N is fitted
+// over N = 64, 128, 256 (the max-norm over samples near the boundary between
+// the modes is pre-asymptotic below), and must reach the order less 0.5.
+// Measured (VP; VE alike): 2M 1.95, 3M 2.33 (local slopes 2.45, 2.21: order
+// 2, see below), UniPC-2 3.0 (the corrector adds one), UniPC-3 3.05 (3.2 on
+// sub-VP; its order-1 and order-2 start-up steps limit it to 3); errors at
+// N = 256: 8.2e-4, 1.5e-4, 6.5e-5, 3.9e-6.
+//
+// 3M is the reference's formula (k-diffusion's sample_dpmpp_3m_sde, Lu et
+// al.'s multistep_dpm_solver_third_update): its second divided difference
+// D2 = (D1_0 - D1_1) / (r0 + r1) is h^2 D''/2, while the exponential
+// integrator's third term is -h^2 phi_3 D'', so the step carries half of it
+// and is second order, with an error constant about 5x below 2M's here. With
+// 2 phi_3 in place of phi_3 the same test measures 3.4. The formula is kept
+// so that samples agree with the reference implementations (below).
 TEST_P(MultistepOrder, ConvergesToTheExactFlowAtItsOrder) {
   const auto& c = GetParam();
   auto g = mixture(c.sde);
@@ -117,7 +131,7 @@ TEST_P(MultistepOrder, ConvergesToTheExactFlowAtItsOrder) {
   auto z = torch::randn({200, 2}, torch::kDouble);
   const auto exact = reference_flow(d, z, sigma_max, sigma_min);
   std::vector<double> steps, errors;
-  for (int64_t n : {16, 32, 64}) {
+  for (int64_t n : {16, 32, 64, 128, 256}) {
     auto sigmas = multistep_sigmas(*g.sde, StepSchedule::kKarras, n, eps, 7.0);
     auto r = run(c.method, d, z, sigmas);
     EXPECT_EQ(r.nfe, n);
@@ -125,6 +139,7 @@ TEST_P(MultistepOrder, ConvergesToTheExactFlowAtItsOrder) {
     std::printf("[ multistep ] %-8s %-5s N=%-3lld max |x - exact flow| %.3e\n",
                 method_name(c.method).c_str(), testing::sde_label(c.sde), static_cast<long long>(n),
                 err);
+    if (n < 64) continue;
     steps.push_back(static_cast<double>(n));
     errors.push_back(err);
   }
@@ -132,23 +147,22 @@ TEST_P(MultistepOrder, ConvergesToTheExactFlowAtItsOrder) {
   std::printf("[ multistep ] %-8s %-5s error ~ N^-%.2f\n", method_name(c.method).c_str(),
               testing::sde_label(c.sde), slope);
   EXPECT_GE(slope, c.min_slope);
-  EXPECT_LT(errors.back(), 1e-3);
+  EXPECT_LT(errors.back(), c.max_error);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, MultistepOrder,
-                         ::testing::Values(OrderCase{{false, 2, false}, SdeKind::kVP, 1.5},
-                                           OrderCase{{false, 2, false}, SdeKind::kVE, 1.5},
-                                           OrderCase{{false, 3, false}, SdeKind::kVP, 2.5},
-                                           OrderCase{{false, 3, false}, SdeKind::kVE, 2.5},
-                                           OrderCase{
-                                               {true, 2, false}, SdeKind::kVP, 2.5},  // UniC: p + 1
-                                           OrderCase{{true, 2, false}, SdeKind::kVE, 2.5},
-                                           OrderCase{{true, 3, false}, SdeKind::kVP, 2.5},
-                                           OrderCase{{true, 3, false}, SdeKind::kSubVP, 2.5}),
-                         [](const ::testing::TestParamInfo<OrderCase>& info) {
-                           return method_name(info.param.method) + "_" +
-                                  testing::sde_label(info.param.sde);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    All, MultistepOrder,
+    ::testing::Values(OrderCase{{false, 2, false}, SdeKind::kVP, 1.5, 2e-3},
+                      OrderCase{{false, 2, false}, SdeKind::kVE, 1.5, 2e-3},
+                      OrderCase{{false, 3, false}, SdeKind::kVP, 1.5, 4e-4},  // order 2: above
+                      OrderCase{{false, 3, false}, SdeKind::kVE, 1.5, 4e-4},
+                      OrderCase{{true, 2, false}, SdeKind::kVP, 2.5, 2e-4},  // UniC: p + 1
+                      OrderCase{{true, 2, false}, SdeKind::kVE, 2.5, 2e-4},
+                      OrderCase{{true, 3, false}, SdeKind::kVP, 2.5, 2e-5},
+                      OrderCase{{true, 3, false}, SdeKind::kSubVP, 2.5, 2e-5}),
+    [](const ::testing::TestParamInfo<OrderCase>& info) {
+      return method_name(info.param.method) + "_" + testing::sde_label(info.param.sde);
+    });
 
 // ---------------------------------------------------------------------------
 // Agreement with the reference implementations.
@@ -330,11 +344,11 @@ TEST(MultistepSde, PerSampleNoiseMakesBatchesSplitAlike) {
   }
 }
 
-TEST(MultistepSampler, DefaultsToTwentyStepsOfOrderTwo) {
+TEST(MultistepSampler, DefaultsToFortyLogSnrStepsOfOrderTwo) {
   Config c;
   EXPECT_EQ(c.sampling.order, 2);
   EXPECT_EQ(c.sampling.sde_variant, SdeVariant::kNone);
-  EXPECT_EQ(c.sampling.step_schedule, StepSchedule::kKarras);
+  EXPECT_EQ(c.sampling.step_schedule, StepSchedule::kLogSnr);
   c.model.name = ModelName::kAnalytic;
   c.model.analytic_means = {0.0, 0.0};
   c.model.analytic_weights = {1.0};
@@ -347,7 +361,7 @@ TEST(MultistepSampler, DefaultsToTwentyStepsOfOrderTwo) {
       auto net = make_analytic_from_config(c, sde);
       auto score = make_score_fn(net.ptr(), sde, true);
       auto r = sample_from_config(c, *sde, score, {16, 2}, torch::TensorOptions());
-      EXPECT_EQ(r.nfe, 20) << method << " " << schedule;
+      EXPECT_EQ(r.nfe, 40) << method << " " << schedule;
       EXPECT_EQ(r.x.scalar_type(), torch::kFloat32);
     }
   }
@@ -374,14 +388,15 @@ TEST(MultistepCli, BadSettingsExitTwoNamingTheKey) {
        {"sampling.sde_variant=sde", "sampling.method=dpm_solver_pp", "sampling.sde_variant=none"}},
       {"sampling.method=dpm_solver_pp sampling.sde_variant=ito",
        {"sampling.sde_variant", "none", "sde"}},
-      {"sampling.method=edm sampling.step_schedule=log_snr",
-       {"sampling.step_schedule=log_snr", "dpm_solver_pp or unipc"}},
+      {"sampling.method=edm sampling.step_schedule=karras",
+       {"sampling.step_schedule=karras", "dpm_solver_pp or unipc", "log_snr"}},
       {"sampling.method=ode sampling.order=3", {"sampling.order=3", "dpm_solver_pp or unipc"}},
       {"sampling.method=dpm_solver_pp sampling.step_schedule=cosine",
        {"sampling.step_schedule", "karras", "log_snr", "time"}},
   };
-  for (const auto& bad : cases) {
-    auto r = testing::run_scorch(command("", "bad") + bad.overrides);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& bad = cases[i];
+    auto r = testing::run_scorch(command("", "bad" + std::to_string(i)) + bad.overrides);
     EXPECT_EQ(r.exit_code, 2) << bad.overrides << "\n" << r.output;
     for (const auto& s : bad.says)
       EXPECT_NE(r.output.find(s), std::string::npos) << bad.overrides << ": no '" << s << "' in\n"
