@@ -40,7 +40,10 @@ enum class SsmProjection : int { kRademacher, kGaussian };             // traini
 enum class TimestepSamplerName : int { kUniform, kLossSecondMoment };  // training.timestep_sampler
 enum class OptimizerName : int { kAdam, kAdamW };                      // optim.optimizer
 enum class LrSchedule : int { kConstant, kInverseSqrt };              // optim.schedule
-enum class SamplingMethod : int { kPc, kOde, kEdm, kDdim };            // sampling.method
+// sampling.method
+enum class SamplingMethod : int { kPc, kOde, kEdm, kDdim, kDpmSolverPp, kUniPc };
+enum class SdeVariant : int { kNone, kSde };                           // sampling.sde_variant
+enum class StepSchedule : int { kKarras, kLogSnr, kTime };             // sampling.step_schedule
 // sampling.predictor, sampling.corrector
 enum class Predictor : int { kNone, kEulerMaruyama, kReverseDiffusion, kAncestral };
 enum class Corrector : int { kNone, kLangevin, kAnnealedLangevin };
@@ -81,7 +84,9 @@ SCORCH_CHOICE_NAMES(SsmProjection, "rademacher", "gaussian");
 SCORCH_CHOICE_NAMES(TimestepSamplerName, "uniform", "loss_second_moment");
 SCORCH_CHOICE_NAMES(OptimizerName, "Adam", "AdamW");
 SCORCH_CHOICE_NAMES(LrSchedule, "constant", "inverse_sqrt");
-SCORCH_CHOICE_NAMES(SamplingMethod, "pc", "ode", "edm", "ddim");
+SCORCH_CHOICE_NAMES(SamplingMethod, "pc", "ode", "edm", "ddim", "dpm_solver_pp", "unipc");
+SCORCH_CHOICE_NAMES(SdeVariant, "none", "sde");
+SCORCH_CHOICE_NAMES(StepSchedule, "karras", "log_snr", "time");
 SCORCH_CHOICE_NAMES(Predictor, "none", "euler_maruyama", "reverse_diffusion",
                     "ancestral_sampling");
 SCORCH_CHOICE_NAMES(Corrector, "none", "langevin", "ald");

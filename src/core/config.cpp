@@ -282,7 +282,8 @@ const std::vector<Field>& fields() {
         "global gradient-norm clip; <= 0 = none");
 
     t.e("sampling.method", &C::sampling, &SamplingConfig::method,
-        "pc (predictor-corrector) | ode (probability flow) | edm (Karras Heun) | ddim (VP)");
+        "pc (predictor-corrector) | ode (probability flow) | edm (Karras Heun) | ddim (VP) | "
+        "dpm_solver_pp (DPM-Solver++ multistep) | unipc (UniPC, bh2)");
     t.e("sampling.predictor", &C::sampling, &SamplingConfig::predictor,
         "euler_maruyama | reverse_diffusion | ancestral_sampling | none");
     t.e("sampling.corrector", &C::sampling, &SamplingConfig::corrector, "none | langevin | ald");
@@ -296,7 +297,8 @@ const std::vector<Field>& fields() {
     t.d("sampling.eps", &C::sampling, &SamplingConfig::eps,
         "last sampling time; 0 = 1e-3 (VP, sub-VP) or 1e-5 (VE)", 0, 0.5);
     t.i("sampling.num_steps", &C::sampling, &SamplingConfig::num_steps,
-        "sampler steps; 0 = model.num_scales (pc), 100 (fixed-step ode), 35 (edm), 50 (ddim)", 0);
+        "sampler steps; 0 = model.num_scales (pc), 100 (fixed-step ode), 35 (edm), 50 (ddim), "
+        "40 (dpm_solver_pp, unipc)", 0);
     t.i("sampling.batch_size", &C::sampling, &SamplingConfig::batch_size, "samples per batch", 1);
     t.e("sampling.ode_method", &C::sampling, &SamplingConfig::ode_method,
         "ode: euler | midpoint | heun | rk4 | explicit_adams | implicit_adams (fixed steps) | "
@@ -306,7 +308,8 @@ const std::vector<Field>& fields() {
     t.d("sampling.atol", &C::sampling, &SamplingConfig::atol,
         "ode: absolute tolerance (adaptive methods; implicit_adams: corrector convergence)", 0);
     t.d("sampling.edm_rho", &C::sampling, &SamplingConfig::edm_rho,
-        "edm: exponent of the Karras sigma schedule", 0);
+        "edm, and dpm_solver_pp / unipc with step_schedule=karras: exponent of the Karras sigma "
+        "schedule", 0);
     t.d("sampling.edm_churn", &C::sampling, &SamplingConfig::edm_churn,
         "edm: S_churn (0 = deterministic)", 0);
     t.d("sampling.edm_s_tmin", &C::sampling, &SamplingConfig::edm_s_tmin,
@@ -317,6 +320,14 @@ const std::vector<Field>& fields() {
         "edm: S_noise, scale of the churn noise", 0);
     t.d("sampling.ddim_eta", &C::sampling, &SamplingConfig::ddim_eta,
         "ddim: 0 deterministic, 1 the DDPM posterior variance", 0);
+    t.i("sampling.order", &C::sampling, &SamplingConfig::order,
+        "dpm_solver_pp, unipc: multistep order (unipc: of the predictor; its corrector adds one)",
+        1, 3);
+    t.e("sampling.sde_variant", &C::sampling, &SamplingConfig::sde_variant,
+        "dpm_solver_pp: none (the ODE solver) | sde (DPM-Solver++(2M/3M) SDE, eta 1)");
+    t.e("sampling.step_schedule", &C::sampling, &SamplingConfig::step_schedule,
+        "dpm_solver_pp, unipc: noise levels from sigma(T) to sigma(eps) uniform in log sigma, "
+        "i.e. log-SNR (log_snr), in sigma^(1/edm_rho) (karras) or in SDE time (time)");
 
     t.i("eval.num_samples", &C::eval, &EvalConfig::num_samples, "samples for metrics", 1);
     t.i("eval.batch_size", &C::eval, &EvalConfig::batch_size, "evaluation batch", 1);

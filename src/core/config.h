@@ -146,6 +146,10 @@ struct SamplingConfig {
   double edm_s_tmax = 0.0;
   double edm_s_noise = 1.0;
   double ddim_eta = 0.0;    // DDIM: 0 deterministic, 1 DDPM-like
+  // dpm_solver_pp, unipc (sampling/dpm_solver.h, sampling/unipc.h)
+  int64_t order = 2;                                  // multistep order, 1..3
+  SdeVariant sde_variant = SdeVariant::kNone;         // dpm_solver_pp: sde = 2M/3M-SDE (eta 1)
+  StepSchedule step_schedule = StepSchedule::kLogSnr; // noise levels (karras: rho = edm_rho)
 };
 
 struct EvalConfig {

@@ -179,6 +179,26 @@ void validate_loss(const Config& c) {
   }
 }
 
+// The keys of the multistep samplers (dpm_solver_pp, unipc) are errors
+// elsewhere rather than silently ignored.
+void validate_multistep(const SamplingConfig& s) {
+  const bool multistep =
+      s.method == SamplingMethod::kDpmSolverPp || s.method == SamplingMethod::kUniPc;
+  const SamplingConfig defaults;
+  SCORCH_CHECK(s.sde_variant == SdeVariant::kNone || s.method == SamplingMethod::kDpmSolverPp,
+               "sampling.sde_variant=", s.sde_variant, " applies to sampling.method=dpm_solver_pp "
+               "only (sampling.method=", s.method, " has no SDE variant); set "
+               "sampling.sde_variant=none or sampling.method=dpm_solver_pp");
+  SCORCH_CHECK(multistep || s.order == defaults.order, "sampling.order=", s.order,
+               " applies to sampling.method=dpm_solver_pp or unipc, not ", s.method,
+               "; leave sampling.order at ", defaults.order);
+  SCORCH_CHECK(multistep || s.step_schedule == defaults.step_schedule,
+               "sampling.step_schedule=", s.step_schedule,
+               " applies to sampling.method=dpm_solver_pp or unipc, not ", s.method,
+               " (edm always uses the Karras schedule); leave sampling.step_schedule at ",
+               defaults.step_schedule);
+}
+
 void validate_sampling(const Config& c) {
   const auto& s = c.sampling;
   if (s.predictor == Predictor::kAncestral)
@@ -188,6 +208,7 @@ void validate_sampling(const Config& c) {
   SCORCH_CHECK(s.method != SamplingMethod::kDdim || c.training.sde == SdeKind::kVP,
                "sampling.method=ddim needs training.sde=vpsde, got ", c.training.sde,
                "; use ode or edm for other SDEs");
+  validate_multistep(s);
   if (s.method == SamplingMethod::kPc &&
       (s.predictor == Predictor::kReverseDiffusion || s.predictor == Predictor::kAncestral))
     SCORCH_CHECK(s.num_steps == 0 || s.num_steps == c.model.num_scales, "sampling.predictor=",

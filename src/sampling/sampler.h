@@ -1,7 +1,8 @@
 // One entry point for every sampler, chosen by sampling.method: pc (the
 // predictor-corrector family, pc_sampler.h), ode (probability-flow ODE with
 // sampling.ode_method, ode_sampler.h), edm (Karras et al. Heun with the rho
-// schedule, edm_sampler.h), ddim (VP only, ddim.h).
+// schedule, edm_sampler.h), ddim (VP only, ddim.h), dpm_solver_pp (DPM-Solver++
+// multistep, dpm_solver.h) and unipc (UniPC, unipc.h).
 #pragma once
 
 #include <torch/torch.h>

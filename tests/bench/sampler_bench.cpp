@@ -270,7 +270,7 @@ void quality_table(const QualityOptions& o) {
     rows.push_back({"ode euler, " + std::to_string(n), with(ode("euler", std::to_string(n)), vp)});
   for (int n : {10, 50})
     rows.push_back({"ode heun, " + std::to_string(n), with(ode("heun", std::to_string(n)), vp)});
-  for (int n : {5, 10, 18, 35})
+  for (int n : {3, 5, 6, 10, 18, 35})
     rows.push_back({"edm, " + std::to_string(n),
                     {"sampling.method=edm", "sampling.num_steps=" + std::to_string(n), vp}});
   for (int n : {5, 10, 18, 35})
@@ -278,12 +278,51 @@ void quality_table(const QualityOptions& o) {
                     {"sampling.method=edm", "sampling.num_steps=" + std::to_string(n), ve}});
   rows.push_back({"edm churn 40, 64",
                   {"sampling.method=edm", "sampling.num_steps=64", "sampling.edm_churn=40", ve}});
-  for (int n : {10, 25, 50, 100})
+  for (int n : {5, 10, 20, 25, 50, 100})
     rows.push_back({"ddim eta 0, " + std::to_string(n),
                     {"sampling.method=ddim", "sampling.ddim_eta=0",
                      "sampling.num_steps=" + std::to_string(n), vp}});
   rows.push_back({"ddim eta 1, 100",
                   {"sampling.method=ddim", "sampling.ddim_eta=1", "sampling.num_steps=100", vp}});
+
+  // The multistep samplers at 5, 10 and 20 NFE, first on Karras levels (rho 7).
+  auto multistep = [](const std::string& method, int order, const std::string& variant, int n,
+                      const std::string& schedule = "karras") {
+    return std::vector<std::string>{"sampling.method=" + method,
+                                    "sampling.order=" + std::to_string(order),
+                                    "sampling.sde_variant=" + variant,
+                                    "sampling.num_steps=" + std::to_string(n),
+                                    "sampling.step_schedule=" + schedule};
+  };
+  for (const std::string& sde : {vp, ve}) {
+    for (int order : {2, 3}) {
+      for (int n : {5, 10, 20})
+        rows.push_back({"dpm_solver_pp " + std::to_string(order) + "M karras, " + std::to_string(n),
+                        with(multistep("dpm_solver_pp", order, "none", n), sde)});
+      for (int n : {5, 10, 20})
+        rows.push_back({"unipc " + std::to_string(order) + " karras, " + std::to_string(n),
+                        with(multistep("unipc", order, "none", n), sde)});
+    }
+  }
+  // The same on levels uniform in log-SNR and in SDE time.
+  for (const std::string& schedule : {"log_snr", "time"}) {
+    for (int order : {2, 3}) {
+      for (const std::string& method : {"dpm_solver_pp", "unipc"}) {
+        for (int n : {5, 10, 20}) {
+          const std::string label = method == "unipc"
+                                        ? "unipc " + std::to_string(order)
+                                        : "dpm_solver_pp " + std::to_string(order) + "M";
+          rows.push_back({label + " " + schedule + ", " + std::to_string(n),
+                          with(multistep(method, order, "none", n, schedule), vp)});
+        }
+      }
+    }
+  }
+  for (int order : {2, 3})
+    for (int n : {10, 20, 50})
+      rows.push_back(
+          {"dpm_solver_pp " + std::to_string(order) + "M sde karras, " + std::to_string(n),
+           with(multistep("dpm_solver_pp", order, "sde", n), vp)});
 
   // Exact data samples do not depend on the SDE: the reference and the floor's
   // second draw come from the VP net's sample().

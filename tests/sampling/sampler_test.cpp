@@ -84,7 +84,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"ve_ode", "vesde", "ode", "none", "none"},
                       Case{"vp_edm", "vpsde", "edm", "none", "none"},
                       Case{"ve_edm", "vesde", "edm", "none", "none"},
-                      Case{"vp_ddim", "vpsde", "ddim", "none", "none"}),
+                      Case{"vp_ddim", "vpsde", "ddim", "none", "none"},
+                      Case{"vp_dpm_solver_pp", "vpsde", "dpm_solver_pp", "none", "none"},
+                      Case{"subvp_dpm_solver_pp", "subvpsde", "dpm_solver_pp", "none", "none"},
+                      Case{"vp_unipc", "vpsde", "unipc", "none", "none"},
+                      Case{"ve_unipc", "vesde", "unipc", "none", "none"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
