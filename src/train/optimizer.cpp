@@ -87,6 +87,15 @@ int64_t Optimizer::step_count(const State& s) const {
   return s.device_step.defined() ? static_cast<int64_t>(s.device_step.item<float>()) : s.step;
 }
 
+Optimizer::State& Optimizer::moments(size_t i) {
+  State& s = state_[i];
+  if (!s.exp_avg.defined()) {
+    s.exp_avg = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+    s.exp_avg_sq = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+  }
+  return s;
+}
+
 // LibTorch's fused kernel over every parameter with a gradient (the same
 // update up to rounding order; tests/gpu checks it against the foreach path):
 // step counts on the device, incremented before and taken back after when
@@ -95,11 +104,7 @@ void Optimizer::apply_fused(double lr, const torch::Tensor& skipped) {
   std::vector<torch::Tensor> p, g, m, v, steps;
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!params_[i].grad().defined()) continue;
-    State& s = state_[i];
-    if (!s.exp_avg.defined()) {
-      s.exp_avg = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
-      s.exp_avg_sq = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
-    }
+    State& s = moments(i);
     if (!s.device_step.defined())
       s.device_step = torch::full({}, static_cast<float>(s.step),
                                   params_[i].options().dtype(torch::kFloat32));
@@ -131,11 +136,7 @@ void Optimizer::apply(int64_t step, const torch::Tensor& skipped) {
   std::map<int64_t, std::vector<size_t>> by_count;  // step count after this step -> parameters
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!params_[i].grad().defined()) continue;
-    State& s = state_[i];
-    if (!s.exp_avg.defined()) {
-      s.exp_avg = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
-      s.exp_avg_sq = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
-    }
+    State& s = moments(i);
     by_count[++s.step].push_back(i);
   }
   for (const auto& [count, members] : by_count) {

@@ -109,6 +109,7 @@ class Optimizer {
   };
   std::vector<State> state_;  // parallel to params_
   bool fused_on_device() const;
+  State& moments(size_t i);  // parameter i's state, its moments allocated
   void apply_fused(double lr, const torch::Tensor& skipped);
   int64_t step_count(const State& s) const;
 };
