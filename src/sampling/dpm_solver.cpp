@@ -49,20 +49,15 @@ SampleResult dpm_solver_pp_from(const Denoiser& denoiser, const torch::Tensor& z
                                 const torch::Tensor& sigmas, const DpmSolverOptions& o) {
   SCORCH_CHECK(o.order >= 1 && o.order <= 3, "sampling.order=", o.order,
                " is not a DPM-Solver++ order; use 1, 2 or 3");
-  TORCH_CHECK(z.dim() >= 1 && z.size(0) >= 1, "dpm_solver_pp_from needs z [B, ...]");
-  TORCH_CHECK(sigmas.dim() == 1 && sigmas.size(0) >= 2, "dpm_solver_pp_from needs sigmas [N + 1]");
   torch::NoGradGuard no_grad;
-  const auto s = sigmas.to(torch::kCPU, torch::kDouble).contiguous();
-  const auto acc = s.accessor<double, 1>();
-  const int64_t n = s.size(0) - 1;
-  TORCH_CHECK(acc[n] == 0, "dpm_solver_pp_from: the last level must be 0");
+  const std::vector<double> levels = checked_levels(z, sigmas, "dpm_solver_pp_from");
+  const int64_t n = static_cast<int64_t>(levels.size()) - 1;
   const double eta = o.sde ? 1.0 : 0.0;
-
-  auto x = z.to(torch::kDouble) * acc[0];
+  auto x = z.to(torch::kDouble) * levels[0];
   History past;
   int64_t nfe = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double sigma = acc[i], sigma_next = acc[i + 1];
+    const double sigma = levels[i], sigma_next = levels[i + 1];
     auto d = denoiser(x, sigma);
     ++nfe;
     if (sigma_next == 0) {  // the denoising step

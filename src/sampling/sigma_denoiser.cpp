@@ -52,4 +52,14 @@ torch::Tensor multistep_sigmas(const Sde& sde, StepSchedule schedule, int64_t nu
   TORCH_CHECK(false, "multistep_sigmas: unknown StepSchedule");
 }
 
+std::vector<double> checked_levels(const torch::Tensor& z, const torch::Tensor& sigmas,
+                                   const char* who) {
+  TORCH_CHECK(z.dim() >= 1 && z.size(0) >= 1, who, " needs z [B, ...]");
+  TORCH_CHECK(sigmas.dim() == 1 && sigmas.size(0) >= 2, who, " needs sigmas [N + 1]");
+  const auto s = sigmas.to(torch::kCPU, torch::kDouble).contiguous();
+  std::vector<double> levels(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+  TORCH_CHECK(levels.back() == 0, who, ": the last level must be 0");
+  return levels;
+}
+
 }  // namespace scorch

@@ -22,6 +22,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <vector>
 
 #include "core/choices.h"
 #include "sde/sde.h"
@@ -44,6 +45,11 @@ Denoiser sde_denoiser(const Sde& sde, const ScoreFn& score, torch::ScalarType mo
 //   time:    sigma(t_i) with t_i = linspace(T, eps, N), as the DDIM and ODE samplers.
 // N = 1 gives [sigma_max, 0]. Throws scorch::Error for N < 1, eps outside
 // (0, T) or rho <= 0.
+// `sigmas` [N + 1] (N >= 1, the last 0) as host doubles, checked against
+// z [B, ...]; `who` names the sampler in the message of a failed check.
+std::vector<double> checked_levels(const torch::Tensor& z, const torch::Tensor& sigmas,
+                                   const char* who);
+
 torch::Tensor multistep_sigmas(const Sde& sde, StepSchedule schedule, int64_t num_steps, double eps,
                                double rho);
 

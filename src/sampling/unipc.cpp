@@ -98,34 +98,30 @@ SampleResult unipc_from(const Denoiser& denoiser, const torch::Tensor& z,
                         const torch::Tensor& sigmas, const UniPcOptions& o) {
   SCORCH_CHECK(o.order >= 1 && o.order <= 3, "sampling.order=", o.order,
                " is not a UniPC order; use 1, 2 or 3");
-  TORCH_CHECK(z.dim() >= 1 && z.size(0) >= 1, "unipc_from needs z [B, ...]");
-  TORCH_CHECK(sigmas.dim() == 1 && sigmas.size(0) >= 2, "unipc_from needs sigmas [N + 1]");
   torch::NoGradGuard no_grad;
-  const auto s = sigmas.to(torch::kCPU, torch::kDouble).contiguous();
-  const auto acc = s.accessor<double, 1>();
-  const int64_t n = s.size(0) - 1;
-  TORCH_CHECK(acc[n] == 0, "unipc_from: the last level must be 0");
+  const std::vector<double> levels = checked_levels(z, sigmas, "unipc_from");
+  const int64_t n = static_cast<int64_t>(levels.size()) - 1;
 
-  auto x = z.to(torch::kDouble) * acc[0];
+  auto x = z.to(torch::kDouble) * levels[0];
   std::deque<Point> history;  // at most `order` evaluations, newest last
   torch::Tensor last_x;       // the state before the last predictor step
   int64_t last_order = 0;     // that step's order
   int64_t nfe = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double lambda = -std::log(acc[i]);
-    auto d = denoiser(x, acc[i]);
+    const double lambda = -std::log(levels[i]);
+    auto d = denoiser(x, levels[i]);
     ++nfe;
     if (i > 0)  // UniC: correct x_i with D(x_i), which the predictor below reuses
       x = unipc_update(last_x, history.back().lambda, lambda, history, last_order, true, d);
     history.push_back({lambda, d});
     if (static_cast<int64_t>(history.size()) > o.order) history.pop_front();
-    if (acc[i + 1] == 0) {  // the first-order step to sigma = 0 is D itself
+    if (levels[i + 1] == 0) {  // the first-order step to sigma = 0 is D itself
       x = d;
       break;
     }
     last_order = std::min({o.order, i + 1, n - i});
     last_x = x;
-    x = unipc_update(x, lambda, -std::log(acc[i + 1]), history, last_order, false, {});
+    x = unipc_update(x, lambda, -std::log(levels[i + 1]), history, last_order, false, {});
   }
   return {x, nfe};
 }

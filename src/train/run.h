@@ -88,7 +88,6 @@ struct StepOutcome {
   bool loss_finite = true;
   bool finite = true;       // loss and gradients: the step was applied
   double loss_scale = 1;    // after the step
-  bool preempt = false;
   double data_wait = 0;
   double seconds = 0;
 };

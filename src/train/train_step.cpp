@@ -107,6 +107,7 @@ StepRows forward_backward(Run& r, const StepBatch& b) {
   const auto& c = r.config;
   const int64_t accum = c.training.grad_accum, micro = r.micro_batch;
   r.optimizer->zero_grad();
+  const auto scaled = r.scaler->scaled(accum);  // float64 on the device when fp16
   StepRows rows;
   for (int64_t m = 0; m < accum; ++m) {
     BatchRandom noise(c.seed, r.step, c.training.batch_size, r.ctx.rank * r.share() + m * micro,
@@ -122,7 +123,6 @@ StepRows forward_backward(Run& r, const StepBatch& b) {
     rows.t.push_back(out.t.detach());
     rows.loss.push_back(out.per_sample.detach());
     if (r.timestep_sampler) rows.level.push_back(out.level);
-    const auto scaled = r.scaler->scaled(accum);  // float64 on the device when fp16
     if (scaled)
       (out.loss.to(torch::kFloat) * *scaled).backward();
     else
@@ -219,7 +219,6 @@ StepOutcome read_outcome(const StepRecord& record, const torch::Tensor& row) {
   out.loss_finite = std::isfinite(loss_sum);
   out.finite = acc[kSkipped] == 0;
   out.loss_scale = acc[kLossScale];
-  out.preempt = record.preempt;
   out.data_wait = record.data_wait;
   out.seconds = record.seconds;
   return out;
