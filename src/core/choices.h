@@ -34,7 +34,8 @@ enum class Normalization : int { kGroupNorm, kInstanceNormPlusPlus };  // model.
 enum class PatchSampling : int { kTiles, kFull };                      // model.patch_sampling
 enum class SdeKind : int { kVE, kVP, kSubVP };                         // training.sde
 // training.loss
-enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm };
+enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm, kEdm, kEdmVp, kEdmVe };
+enum class Precond : int { kNone, kVP, kVE, kEDM };                    // model.precond
 enum class SsmProjection : int { kRademacher, kGaussian };             // training.ssm_projection
 enum class TimestepSamplerName : int { kUniform, kLossSecondMoment };  // training.timestep_sampler
 enum class OptimizerName : int { kAdam, kAdamW };                      // optim.optimizer
@@ -76,7 +77,9 @@ SCORCH_CHOICE_NAMES(Activation, "swish", "relu", "lrelu", "elu");
 SCORCH_CHOICE_NAMES(Normalization, "GroupNorm", "InstanceNorm++");
 SCORCH_CHOICE_NAMES(PatchSampling, "tiles", "full");
 SCORCH_CHOICE_NAMES(SdeKind, "vesde", "vpsde", "subvpsde");
-SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm");
+SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm", "edm", "edm_vp",
+                    "edm_ve");
+SCORCH_CHOICE_NAMES(Precond, "none", "vp", "ve", "edm");
 SCORCH_CHOICE_NAMES(SsmProjection, "rademacher", "gaussian");
 SCORCH_CHOICE_NAMES(TimestepSamplerName, "uniform", "loss_second_moment");
 SCORCH_CHOICE_NAMES(OptimizerName, "Adam", "AdamW");

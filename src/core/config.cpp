@@ -191,6 +191,12 @@ const std::vector<Field>& fields() {
     t.b("model.channels_last", &C::model, &ModelConfig::channels_last,
         "image networks: NHWC memory format for weights and activations (faster convolutions "
         "on CUDA; the same values on the CPU)");
+    t.e("model.precond", &C::model, &ModelConfig::precond,
+        "EDM preconditioning of the network, D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) "
+        "(Karras et al. 2022 Table 1): none | vp | ve | edm; needs training.continuous=true and "
+        "model.name mlp, ddpm, ncsnpp (positional embedding) or adm");
+    t.d("model.sigma_data", &C::model, &ModelConfig::sigma_data,
+        "model.precond=edm and training.loss=edm: the data's standard deviation", 1e-12);
     t.i("model.dims", &C::model, &ModelConfig::dims,
         "adm: signal dimensions, 1 ([C, L] = [num_channels, image_size] vectors), 2 (images) or "
         "3 ([C, depth, S, S] vectors)", 1, 3);
@@ -229,7 +235,8 @@ const std::vector<Field>& fields() {
         "weight the loss by g(t)^2");
     t.e("training.loss", &C::training, &TrainingConfig::loss,
         "auto (dsm; smld/ddpm when discrete) | dsm | smld | ddpm | ssm | ssm_vr | esm (exact "
-        "trace, data of at most 64 dimensions)");
+        "trace, data of at most 64 dimensions) | edm | edm_vp | edm_ve (EDM's losses on the "
+        "denoiser; need model.precond)");
     t.e("training.ssm_projection", &C::training, &TrainingConfig::ssm_projection,
         "sliced score matching projections: rademacher | gaussian");
     t.i("training.ssm_num_projections", &C::training, &TrainingConfig::ssm_num_projections,
@@ -238,6 +245,10 @@ const std::vector<Field>& fields() {
         "discrete levels (smld/ddpm): uniform | loss_second_moment (importance sampling by "
         "the last 10 losses per level, Nichol and Dhariwal 2021)");
     t.d("training.eps", &C::training, &TrainingConfig::eps, "smallest training time", 0, 0.5);
+    t.d("training.p_mean", &C::training, &TrainingConfig::p_mean,
+        "training.loss=edm: mean of ln sigma");
+    t.d("training.p_std", &C::training, &TrainingConfig::p_std,
+        "training.loss=edm: standard deviation of ln sigma", 1e-12);
     t.i("training.batch_size", &C::training, &TrainingConfig::batch_size,
         "global batch (all ranks together)", 1, 1 << 24);
     t.i("training.n_iters", &C::training, &TrainingConfig::n_iters, "training steps", 1);

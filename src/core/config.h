@@ -67,6 +67,9 @@ struct ModelConfig {
   int64_t mlp_layers = 3;      // MLP hidden layers
   double class_dropout = 0.0;  // label dropout (classifier-free guidance)
   bool channels_last = false;  // NHWC weights and activations (faster convolutions on CUDA)
+  // EDM preconditioning (nn/precond.h): the network becomes D(x; sigma).
+  Precond precond = Precond::kNone;
+  double sigma_data = 0.5;  // EDM's sd, the data's standard deviation
   // ADM U-Net (model.name=adm; guided-diffusion's option names).
   int64_t dims = 2;                // 1-D, 2-D or 3-D signals
   int64_t num_heads = 1;
@@ -97,6 +100,8 @@ struct TrainingConfig {
   int64_t ssm_num_projections = 1;
   TimestepSamplerName timestep_sampler = TimestepSamplerName::kUniform;  // smld/ddpm
   double eps = 1e-5;         // t ~ U(eps, 1)
+  double p_mean = -1.2;      // training.loss=edm: ln sigma ~ N(p_mean, p_std^2)
+  double p_std = 1.2;
   int64_t batch_size = 128;  // global batch
   int64_t n_iters = 1300001;
   int64_t log_freq = 50;
