@@ -35,7 +35,8 @@ enum class PatchSampling : int { kTiles, kFull };                      // model.
 enum class Checkpointing : int { kNone, kBlocks, kAttention };        // model.checkpointing
 enum class SdeKind : int { kVE, kVP, kSubVP };                         // training.sde
 // training.loss
-enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm };
+enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm, kEdm, kEdmVp, kEdmVe };
+enum class Precond : int { kNone, kVP, kVE, kEDM };                    // model.precond
 enum class SsmProjection : int { kRademacher, kGaussian };             // training.ssm_projection
 enum class TimestepSamplerName : int { kUniform, kLossSecondMoment };  // training.timestep_sampler
 enum class OptimizerName : int { kAdam, kAdamW };                      // optim.optimizer
@@ -54,6 +55,7 @@ enum class OdeMethod : int {
 };
 enum class DeviceName : int { kAuto, kCpu, kCuda };                    // dist.device
 enum class BackendName : int { kAuto, kMpi, kGloo, kNccl };           // dist.backend
+enum class ShardState : int { kNone, kOptimizer, kOptimizerEma };     // dist.shard_state
 enum class PrecisionDtype : int { kFp32, kBf16, kFp16 };               // precision.dtype
 
 // The names of each enum's values, in enumerator order.
@@ -79,7 +81,9 @@ SCORCH_CHOICE_NAMES(Normalization, "GroupNorm", "InstanceNorm++");
 SCORCH_CHOICE_NAMES(PatchSampling, "tiles", "full");
 SCORCH_CHOICE_NAMES(Checkpointing, "none", "blocks", "attention");
 SCORCH_CHOICE_NAMES(SdeKind, "vesde", "vpsde", "subvpsde");
-SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm");
+SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm", "edm", "edm_vp",
+                    "edm_ve");
+SCORCH_CHOICE_NAMES(Precond, "none", "vp", "ve", "edm");
 SCORCH_CHOICE_NAMES(SsmProjection, "rademacher", "gaussian");
 SCORCH_CHOICE_NAMES(TimestepSamplerName, "uniform", "loss_second_moment");
 SCORCH_CHOICE_NAMES(OptimizerName, "Adam", "AdamW");
@@ -94,6 +98,7 @@ SCORCH_CHOICE_NAMES(OdeMethod, "euler", "midpoint", "heun", "rk4", "explicit_ada
                     "implicit_adams", "heun_euler", "bosh3", "dopri5", "dopri8");
 SCORCH_CHOICE_NAMES(DeviceName, "auto", "cpu", "cuda");
 SCORCH_CHOICE_NAMES(BackendName, "auto", "mpi", "gloo", "nccl");
+SCORCH_CHOICE_NAMES(ShardState, "none", "optimizer", "optimizer_ema");
 SCORCH_CHOICE_NAMES(PrecisionDtype, "fp32", "bf16", "fp16");
 #undef SCORCH_CHOICE_NAMES
 

@@ -144,6 +144,10 @@ const std::vector<Field>& fields() {
         "EDM EMA half-life in thousands of images; 0 = off", 0);
     t.d("model.ema_rampup_ratio", &C::model, &ModelConfig::ema_rampup_ratio,
         "EDM EMA ramp-up ratio; 0 = none", 0);
+    t.vd("model.phema_std", &C::model, &ModelConfig::phema_std,
+         "EDM2 power-function EMA profiles kept during training, by relative standard deviation "
+         "sigma_rel (EDM2 keeps [0.05, 0.1]); empty = none. `scorch phema` reconstructs other "
+         "sigma_rel from their snapshots (training.phema_snapshot_kimg)", 0, 0.2886);
     // sigma^2 and log(sigma_max / sigma_min) must stay finite and non-zero in float32.
     t.d("model.sigma_min", &C::model, &ModelConfig::sigma_min, "VE smallest noise level", 1e-18,
         1e18);
@@ -196,6 +200,12 @@ const std::vector<Field>& fields() {
         "ncsnpp, adm, ncsn, ncsnv2_* recomputes its activations in backward instead of storing "
         "them) | attention (attention blocks only; ddpm, ncsnpp, adm); same gradients, less "
         "memory, more compute");
+    t.e("model.precond", &C::model, &ModelConfig::precond,
+        "EDM preconditioning of the network, D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) "
+        "(Karras et al. 2022 Table 1): none | vp | ve | edm; needs training.continuous=true and "
+        "model.name mlp, ddpm, ncsnpp (positional embedding) or adm");
+    t.d("model.sigma_data", &C::model, &ModelConfig::sigma_data,
+        "model.precond=edm and training.loss=edm: the data's standard deviation", 1e-12);
     t.i("model.dims", &C::model, &ModelConfig::dims,
         "adm: signal dimensions, 1 ([C, L] = [num_channels, image_size] vectors), 2 (images) or "
         "3 ([C, depth, S, S] vectors)", 1, 3);
@@ -234,7 +244,8 @@ const std::vector<Field>& fields() {
         "weight the loss by g(t)^2");
     t.e("training.loss", &C::training, &TrainingConfig::loss,
         "auto (dsm; smld/ddpm when discrete) | dsm | smld | ddpm | ssm | ssm_vr | esm (exact "
-        "trace, data of at most 64 dimensions)");
+        "trace, data of at most 64 dimensions) | edm | edm_vp | edm_ve (EDM's losses on the "
+        "denoiser; need model.precond)");
     t.e("training.ssm_projection", &C::training, &TrainingConfig::ssm_projection,
         "sliced score matching projections: rademacher | gaussian");
     t.i("training.ssm_num_projections", &C::training, &TrainingConfig::ssm_num_projections,
@@ -243,6 +254,10 @@ const std::vector<Field>& fields() {
         "discrete levels (smld/ddpm): uniform | loss_second_moment (importance sampling by "
         "the last 10 losses per level, Nichol and Dhariwal 2021)");
     t.d("training.eps", &C::training, &TrainingConfig::eps, "smallest training time", 0, 0.5);
+    t.d("training.p_mean", &C::training, &TrainingConfig::p_mean,
+        "training.loss=edm: mean of ln sigma");
+    t.d("training.p_std", &C::training, &TrainingConfig::p_std,
+        "training.loss=edm: standard deviation of ln sigma", 1e-12);
     t.i("training.batch_size", &C::training, &TrainingConfig::batch_size,
         "global batch (all ranks together)", 1, 1 << 24);
     t.i("training.n_iters", &C::training, &TrainingConfig::n_iters, "training steps", 1);
@@ -266,6 +281,9 @@ const std::vector<Field>& fields() {
     t.i("training.nonfinite_patience", &C::training, &TrainingConfig::nonfinite_patience,
         "non-finite steps in a row that are skipped before training stops; 0 = stop at the first",
         0);
+    t.d("training.phema_snapshot_kimg", &C::training, &TrainingConfig::phema_snapshot_kimg,
+        "model.phema_std: store every profile's weights every N thousand images (workdir/phema/), "
+        "the input of `scorch phema`; 0 = off", 0);
 
     t.e("optim.optimizer", &C::optim, &OptimConfig::optimizer, "Adam | AdamW");
     t.d("optim.lr", &C::optim, &OptimConfig::lr, "learning rate after warm-up", 0);
@@ -357,6 +375,9 @@ const std::vector<Field>& fields() {
         "(faster, about 10 bits of mantissa; no effect on the CPU)");
     t.b("dist.cudnn_benchmark", &C::dist, &DistConfig::cudnn_benchmark,
         "CUDA: let cuDNN time and pick the fastest convolution per shape (no effect on the CPU)");
+    t.e("dist.shard_state", &C::dist, &DistConfig::shard_state,
+        "ZeRO stage 1: none | optimizer (each rank keeps the Adam moments of 1/W of the "
+        "parameters) | optimizer_ema (and the EMA copies); checkpoints stay whole");
 
     t.e("precision.dtype", &C::precision, &PrecisionConfig::dtype,
         "fp32 | bf16 | fp16 (autocast; weights, optimizer and EMA stay float32)");

@@ -37,6 +37,8 @@ struct ModelConfig {
   std::vector<double> ema_extra_rates;  // further rates kept beside ema_rate
   double ema_halflife_kimg = 0.0;       // EDM EMA (half-life in kimg); 0 = off
   double ema_rampup_ratio = 0.05;       // EDM ramp-up; 0 = none
+  // EDM2 power-function EMA profiles (relative std sigma_rel); empty = none.
+  std::vector<double> phema_std;
   double sigma_min = 0.01;
   double sigma_max = 50.0;
   double beta_min = 0.1;
@@ -70,6 +72,9 @@ struct ModelConfig {
   // Activation checkpointing: recompute residual and attention blocks (or
   // attention blocks only) in backward instead of storing their activations.
   Checkpointing checkpointing = Checkpointing::kNone;
+  // EDM preconditioning (nn/precond.h): the network becomes D(x; sigma).
+  Precond precond = Precond::kNone;
+  double sigma_data = 0.5;  // EDM's sd, the data's standard deviation
   // ADM U-Net (model.name=adm; guided-diffusion's option names).
   int64_t dims = 2;                // 1-D, 2-D or 3-D signals
   int64_t num_heads = 1;
@@ -100,6 +105,8 @@ struct TrainingConfig {
   int64_t ssm_num_projections = 1;
   TimestepSamplerName timestep_sampler = TimestepSamplerName::kUniform;  // smld/ddpm
   double eps = 1e-5;         // t ~ U(eps, 1)
+  double p_mean = -1.2;      // training.loss=edm: ln sigma ~ N(p_mean, p_std^2)
+  double p_std = 1.2;
   int64_t batch_size = 128;  // global batch
   int64_t n_iters = 1300001;
   int64_t log_freq = 50;
@@ -111,6 +118,7 @@ struct TrainingConfig {
   int64_t keep_every = 0;            // every M-th step also kept; 0 = none
   int64_t grad_accum = 1;            // micro-batches per rank per step
   int64_t nonfinite_patience = 20;   // non-finite steps in a row skipped before stopping
+  double phema_snapshot_kimg = 0.0;  // model.phema_std profiles stored every N kimg; 0 = off
 };
 
 struct OptimConfig {
@@ -170,6 +178,8 @@ struct DistConfig {
   int64_t check_every = 0;  // steps between parameter-agreement checks; 0 = off
   bool tf32 = false;            // CUDA: TF32 tensor cores for float32 matmul and convolution
   bool cudnn_benchmark = true;  // CUDA: cuDNN picks the fastest convolution per shape
+  // ZeRO-1: each rank keeps optimizer (and EMA) state for 1/W of the parameters.
+  ShardState shard_state = ShardState::kNone;
 };
 
 struct PrecisionConfig {

@@ -154,6 +154,38 @@ void validate_sde(const Config& c) {
                ") so that the discrete betas beta_max / N stay below 1");
 }
 
+// model.precond (nn/precond.h) wraps a network fed a continuous noise label
+// c_noise that may be negative: not the level-indexed NCSNs, not NCSN++'s
+// Fourier features (they embed log(time_cond)), not a network that divides its
+// output by sigma itself, and not the patch wrapper (not done).
+void validate_precond(const Config& c) {
+  const auto& m = c.model;
+  const bool edm_loss = c.training.loss == LossName::kEdm || c.training.loss == LossName::kEdmVp ||
+                        c.training.loss == LossName::kEdmVe;
+  if (m.precond == Precond::kNone) {
+    SCORCH_CHECK(!edm_loss, "training.loss=", c.training.loss,
+                 " trains a denoiser D(x; sigma) and needs model.precond=vp, ve or edm (EDM "
+                 "Table 1; edm pairs with model.precond=edm), got model.precond=none");
+    return;
+  }
+  SCORCH_CHECK(m.name == ModelName::kMlp || m.name == ModelName::kDdpm ||
+                   m.name == ModelName::kNcsnpp || m.name == ModelName::kAdm,
+               "model.precond=", m.precond, " wraps a network that takes a continuous noise "
+               "label: model.name mlp, ddpm, ncsnpp or adm, got model.name=", m.name,
+               " (set model.precond=none)");
+  SCORCH_CHECK(c.training.continuous, "model.precond=", m.precond,
+               " needs training.continuous=true (the wrapper reads sigma from the continuous "
+               "time label), got training.continuous=false");
+  SCORCH_CHECK(!m.scale_by_sigma, "model.precond=", m.precond, " scales the output by c_out "
+               "itself; set model.scale_by_sigma=false");
+  SCORCH_CHECK(m.name != ModelName::kNcsnpp || m.embedding_type == EmbeddingType::kPositional,
+               "model.precond=", m.precond, " feeds c_noise (which may be negative) as the time "
+               "label, and model.embedding_type=fourier takes its log; set "
+               "model.embedding_type=positional");
+  SCORCH_CHECK(m.patch_size == 0, "model.precond=", m.precond,
+               " does not wrap the patch network; set model.patch_size=0 or model.precond=none");
+}
+
 // The loss against the SDE and time (losses/loss.cpp builds from them).
 void validate_loss(const Config& c) {
   const auto& t = c.training;
@@ -243,6 +275,7 @@ void validate(const Config& c) {
   validate_network_options(c);
   preemption_signal_numbers(c);  // throws on an unknown name
   validate_sde(c);
+  validate_precond(c);
   validate_loss(c);
   validate_sampling(c);
   validate_eval(c);

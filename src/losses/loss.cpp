@@ -52,6 +52,21 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
       TORCH_CHECK(vp, "make_loss: training.loss=ddpm with a ", sde->kind(), " SDE");
       return std::make_unique<DdpmLoss>(vp, tr.reduce_mean, std::move(sampler));
     }
+    case LossName::kEdm:
+    case LossName::kEdmVp:
+    case LossName::kEdmVe: {
+      EdmLossOptions options;
+      options.kind = name;
+      options.p_mean = tr.p_mean;
+      options.p_std = tr.p_std;
+      options.sigma_data = config.model.sigma_data;
+      options.beta_min = config.model.beta_min;
+      options.beta_d = config.model.beta_max - config.model.beta_min;
+      options.eps_t = tr.eps;
+      options.sigma_min = config.model.sigma_min;
+      options.sigma_max = config.model.sigma_max;
+      return std::make_unique<EdmLoss>(options);
+    }
     case LossName::kAuto:
       break;
   }

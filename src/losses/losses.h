@@ -141,4 +141,36 @@ class EsmLoss : public Loss {
   ContinuousLossOptions options_;
 };
 
+// EDM's losses (Karras et al. 2022 Table 1; NVlabs/edm loss.py EDMLoss, VPLoss,
+// VELoss) on a preconditioned network (nn/precond.h): per sample
+//   l = lambda(sigma) sum_d (D(x + sigma z; sigma) - x)_d^2,
+// summed over the sample's dimensions as EDM does (training.reduce_mean is not
+// used), the batch loss the mean of l. Draws (sigma first, then z, both
+// through BatchRandom):
+//   edm:    ln sigma = p_mean + p_std u, u ~ N(0, 1); lambda = (sigma^2+sd^2)/(sigma sd)^2;
+//           reported t = Phi(u), the CDF of ln sigma;
+//   edm_vp: t ~ U(eps_t, 1), sigma = sqrt(exp(beta_d t^2/2 + beta_min t) - 1);
+//           lambda = 1/sigma^2; reported t = t;
+//   edm_ve: ln sigma ~ U(ln sigma_min, ln sigma_max); lambda = 1/sigma^2; reported
+//           t = (ln sigma - ln sigma_min)/(ln sigma_max - ln sigma_min), the CDF of ln sigma.
+// All three reported t are in [0, 1] and increase with sigma, like the SDE time.
+struct EdmLossOptions {
+  LossName kind = LossName::kEdm;  // kEdm, kEdmVp or kEdmVe
+  double p_mean = -1.2, p_std = 1.2, sigma_data = 0.5;  // edm
+  double beta_min = 0.1, beta_d = 19.9, eps_t = 1e-5;   // edm_vp
+  double sigma_min = 0.02, sigma_max = 100.0;           // edm_ve
+};
+
+class EdmLoss : public Loss {
+ public:
+  explicit EdmLoss(EdmLossOptions options);
+  // REQUIRES: net is a PrecondScoreNetImpl (model.precond other than none).
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
+
+ private:
+  EdmLossOptions options_;
+};
+
 }  // namespace scorch

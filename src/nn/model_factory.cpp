@@ -11,6 +11,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "nn/patch.h"
+#include "nn/precond.h"
+#include "sde/sde.h"
 
 namespace scorch {
 
@@ -203,8 +205,19 @@ ScoreNet build_score_net(const Config& config) {
 }
 }  // namespace
 
+PrecondOptions precond_options(const Config& config) {
+  PrecondOptions o;
+  o.kind = config.model.precond;
+  o.sigma_data = config.model.sigma_data;
+  o.beta_min = config.model.beta_min;
+  o.beta_d = config.model.beta_max - config.model.beta_min;
+  return o;
+}
+
 ScoreNet make_score_net(const Config& config) {
-  return with_layout(config, build_score_net(config));
+  auto net = with_layout(config, build_score_net(config));
+  if (config.model.precond == Precond::kNone) return net;  // bitwise as without the key
+  return make_precond_score_net(precond_options(config), make_sde(config), std::move(net));
 }
 
 int64_t count_trainable_parameters(const torch::nn::Module& module) {

@@ -14,6 +14,7 @@
 #include "nn/mlp.h"
 #include "nn/ncsn.h"
 #include "nn/ncsnpp.h"
+#include "nn/precond.h"
 #include "nn/score_net.h"
 
 namespace scorch {
@@ -46,6 +47,12 @@ ADMOptions adm_options(const Config& config);
 // model.name ncsn | ncsnv2_64 | ncsnv2_128 | ncsnv2_256 (model.normalization
 // must be InstanceNorm++, data.num_classes 0, training.continuous false).
 NCSNOptions ncsn_options(const Config& config);
+
+// model.precond, model.sigma_data; VP's t(sigma) uses model.beta_min and
+// beta_d = model.beta_max - model.beta_min (EDM's 0.1 and 19.9 at the defaults).
+// With model.precond other than none, make_score_net wraps the network in a
+// PrecondScoreNet (nn/precond.h) for the training SDE.
+PrecondOptions precond_options(const Config& config);
 
 // Total parameter count including frozen ones (e.g. NCSN++'s Fourier W).
 int64_t count_parameters(const torch::nn::Module& module);

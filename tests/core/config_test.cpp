@@ -111,6 +111,35 @@ TEST(Config, CrossKeyChecks) {
   EXPECT_NE(msg.find("training.sde=vesde"), std::string::npos) << msg;
 }
 
+// model.precond and the EDM losses: each invalid combination names the key and
+// what would be right.
+TEST(Config, PrecondAndEdmLossChecks) {
+  const Config ok = parse_config("", "x", {"model.precond=edm", "training.loss=edm"});
+  EXPECT_EQ(ok.model.precond, Precond::kEDM);
+  EXPECT_EQ(ok.training.loss, LossName::kEdm);
+  EXPECT_EQ(Config().model.precond, Precond::kNone);
+  auto msg = error_of([] { parse_config("", "x", {"training.loss=edm_vp"}); });
+  EXPECT_NE(msg.find("needs model.precond=vp, ve or edm"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("", "x", {"model.name=analytic", "model.precond=ve"}); });
+  EXPECT_NE(msg.find("model.precond=ve wraps a network"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.name mlp, ddpm, ncsnpp or adm"), std::string::npos) << msg;
+  msg = error_of([] {
+    parse_config("", "x", {"model.precond=vp", "training.continuous=false"});
+  });
+  EXPECT_NE(msg.find("needs training.continuous=true"), std::string::npos) << msg;
+  msg = error_of([] {
+    parse_config("", "x", {"model.precond=edm", "training.sde=vesde", "model.scale_by_sigma=true"});
+  });
+  EXPECT_NE(msg.find("set model.scale_by_sigma=false"), std::string::npos) << msg;
+  msg = error_of([] {
+    parse_config("", "x", {"data.dataset=synthetic_images", "model.name=ncsnpp",
+                           "model.embedding_type=fourier", "model.precond=edm"});
+  });
+  EXPECT_NE(msg.find("set model.embedding_type=positional"), std::string::npos) << msg;
+  msg = error_of([] { parse_config("", "x", {"model.precond=edm", "training.p_std=0"}); });
+  EXPECT_NE(msg.find("training.p_std"), std::string::npos) << msg;
+}
+
 TEST(Config, BadOverrideSyntax) {
   auto msg = error_of([] { parse_config("", "x", {"training.batch_size"}); });
   EXPECT_NE(msg.find("expected key.path=value"), std::string::npos) << msg;
