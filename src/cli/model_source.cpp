@@ -38,6 +38,9 @@ LoadedModel load_imported(const ModelSourceArgs& a) {
   SCORCH_CHECK(c.model.name == ModelName::kDdpm || c.model.name == ModelName::kNcsnpp,
                "--score-sde-checkpoint imports DDPM and NCSN++/DDPM++ networks; --config has "
                "model.name '", c.model.name, "'");
+  SCORCH_CHECK(c.model.precond == Precond::kNone, "--score-sde-checkpoint holds a score_sde "
+               "network, which is not preconditioned; --config sets model.precond=",
+               c.model.precond, ": set model.precond=none");
   out.device = make_single_process_context(c).device;
   out.sde = make_sde(c);
   out.net = make_score_net(c);

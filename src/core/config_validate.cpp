@@ -155,9 +155,9 @@ void validate_sde(const Config& c) {
 }
 
 // model.precond (nn/precond.h) wraps a network fed a continuous noise label
-// c_noise that may be negative: not the level-indexed NCSNs, not NCSN++'s
-// Fourier features (they embed log(time_cond)), not a network that divides its
-// output by sigma itself, and not the patch wrapper (not done).
+// c_noise that may be negative (NCSN++ then embeds it as EDM does, not its
+// log): not the level-indexed NCSNs, not a network that divides its output by
+// sigma itself, and not the patch wrapper (not done).
 void validate_precond(const Config& c) {
   const auto& m = c.model;
   const bool edm_loss = c.training.loss == LossName::kEdm || c.training.loss == LossName::kEdmVp ||
@@ -178,10 +178,6 @@ void validate_precond(const Config& c) {
                "time label), got training.continuous=false");
   SCORCH_CHECK(!m.scale_by_sigma, "model.precond=", m.precond, " scales the output by c_out "
                "itself; set model.scale_by_sigma=false");
-  SCORCH_CHECK(m.name != ModelName::kNcsnpp || m.embedding_type == EmbeddingType::kPositional,
-               "model.precond=", m.precond, " feeds c_noise (which may be negative) as the time "
-               "label, and model.embedding_type=fourier takes its log; set "
-               "model.embedding_type=positional");
   SCORCH_CHECK(m.patch_size == 0, "model.precond=", m.precond,
                " does not wrap the patch network; set model.patch_size=0 or model.precond=none");
 }

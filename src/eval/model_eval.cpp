@@ -3,6 +3,7 @@
 
 #include "core/config.h"
 #include "nn/score_model.h"
+#include "sampling/conditional.h"
 #include "sampling/sampler.h"
 
 namespace scorch {
@@ -26,7 +27,8 @@ nlohmann::json evaluate_model(const Config& c, std::shared_ptr<const Sde> sde, S
         if (c.data.num_classes > 0)
           labels = (torch::arange(first, first + n, torch::kLong) % c.data.num_classes).to(device);
         const auto score = make_score_fn(net, sde, c.training.continuous, labels);
-        return sample_from_config(c, *sde, score, s, tensor_options);
+        return sample_from_config(c, *sde, score, s, tensor_options, {},
+                                  make_precond_denoiser(net, labels));
       },
       extractor, comm, o);
   // The mean sampling time per rank: the job draws `num` samples in about that time.

@@ -84,10 +84,20 @@ class RequestSampler {
  private:
   ScoreFn score_for(int64_t n) const {
     if (q_.class_label == -2) return make_score_fn(net_, sde_, c_.training.continuous);
+    return make_guided_score_fn(net_, sde_, c_.training.continuous, labels_for(n),
+                                c_.data.num_classes, q_.guidance);
+  }
+
+  // model.precond: the network's own denoiser, guided alike (empty otherwise).
+  Denoiser denoiser_for(int64_t n) const {
+    if (q_.class_label == -2) return make_precond_denoiser(net_);
+    return make_precond_denoiser(net_, labels_for(n), c_.data.num_classes, q_.guidance);
+  }
+
+  torch::Tensor labels_for(int64_t n) const {
     auto labels = q_.class_label >= 0 ? torch::full({n}, q_.class_label, torch::kLong)
                                       : (torch::arange(offset_, offset_ + n) % c_.data.num_classes);
-    return make_guided_score_fn(net_, sde_, c_.training.continuous, labels.to(device_),
-                                c_.data.num_classes, q_.guidance);
+    return labels.to(device_);
   }
 
   // n / steps pairs of the dataset, steps frames each (NFE not counted).
@@ -123,7 +133,8 @@ class RequestSampler {
       default: {
         std::vector<int64_t> shape{n};
         for (int64_t d : sample_shape(c_)) shape.push_back(d);
-        return sample_from_config(c_, *sde_, score, shape, torch::TensorOptions().device(device_));
+        return sample_from_config(c_, *sde_, score, shape, torch::TensorOptions().device(device_),
+                                  {}, denoiser_for(n));
       }
     }
   }

@@ -90,7 +90,8 @@ NCSNppOptions ncsnpp_options(const Config& config) {
       .progressive_combine(m.progressive_combine)
       .init_scale(m.init_scale)
       .embedding_type(m.embedding_type)
-      .fourier_scale(m.fourier_scale);
+      .fourier_scale(m.fourier_scale)
+      .edm_conditioning(m.precond != Precond::kNone);
 }
 
 ADMOptions adm_options(const Config& config) {

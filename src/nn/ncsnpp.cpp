@@ -187,7 +187,9 @@ NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
 
   // Scorch's class conditioning, outside all_modules so that the reference's
   // indices (and parameter counts with num_classes = 0) stay as they are.
-  if (o.num_classes() > 0) {
+  if (o.num_classes() > 0 && o.edm_conditioning()) {
+    label_map_ = register_module("label_map", make_dense(o.num_classes(), embed_dim));
+  } else if (o.num_classes() > 0) {
     class_embedding_ =
         register_module("class_embedding", torch::nn::Embedding(o.num_classes() + 1, 4 * nf));
   }
@@ -196,9 +198,23 @@ NCSNppImpl::NCSNppImpl(const NCSNppOptions& options) : options_(options) {
 torch::Tensor NCSNppImpl::time_embedding(const torch::Tensor& time_cond,
                                          const torch::Tensor& class_labels, int64_t batch) {
   if (!options_.conditional()) return {};
+  const bool edm = options_.edm_conditioning();
   torch::Tensor temb = options_.embedding_type() == EmbeddingType::kFourier
-                           ? fourier_(torch::log(time_cond))
+                           ? fourier_(edm ? time_cond : torch::log(time_cond))
                            : timestep_embedding(time_cond, options_.nf());
+  if (label_map_) {
+    const int64_t k = options_.num_classes();
+    torch::Tensor one_hot = torch::zeros({batch, k}, temb.options());
+    if (class_labels.defined()) {
+      TORCH_CHECK(class_labels.dim() == 1 && class_labels.size(0) == batch,
+                  "class labels must be [B] with B = ", batch, ", got ", class_labels.sizes());
+      // Index k (the null class) is the last column, dropped: a zero vector.
+      one_hot = torch::one_hot(class_labels.to(temb.device(), torch::kLong), k + 1)
+                    .slice(1, 0, k)
+                    .to(temb.scalar_type());
+    }
+    temb = temb + label_map_(one_hot * std::sqrt(static_cast<double>(k)));
+  }
   temb = temb_dense_1_(activate(temb_dense_0_(temb), options_.nonlinearity()));
   if (class_embedding_) {
     temb = temb + embed_class_labels(class_embedding_, class_labels, batch, temb.device());

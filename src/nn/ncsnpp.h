@@ -63,6 +63,12 @@ struct NCSNppOptions {
   // Residual and attention blocks (kBlocks) or attention blocks only
   // (kAttention) recompute their activations in backward (nn/checkpoint.h).
   TORCH_ARG(Checkpointing, checkpointing) = Checkpointing::kNone;
+  // EDM's SongUNet conditioning (nn/precond.h sets it): the noise label is
+  // embedded as given (Fourier features of c_noise, not of its log), and a
+  // class label enters as Linear(num_classes -> noise-embedding width) of its
+  // one-hot vector times sqrt(num_classes), added before the dense layers; the
+  // null class is the zero vector. Parameter counts are EDM's.
+  TORCH_ARG(bool, edm_conditioning) = false;
 };
 
 class NCSNppImpl : public ScoreNetImpl {
@@ -115,6 +121,7 @@ class NCSNppImpl : public ScoreNetImpl {
   GaussianFourierProjection fourier_{nullptr};
   torch::nn::Linear temb_dense_0_{nullptr}, temb_dense_1_{nullptr};
   torch::nn::Embedding class_embedding_{nullptr};
+  torch::nn::Linear label_map_{nullptr};  // edm_conditioning
   torch::nn::Conv2d input_conv_{nullptr};
   std::vector<DownLevel> down_;
   ResBlock mid_block_0_, mid_block_1_;

@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/sample_noise.h"
+#include "nn/precond.h"
 #include "nn/score_model.h"
 
 namespace scorch {
@@ -116,10 +117,12 @@ torch::Tensor color_decoupling_matrix() {
   return torch::tensor({a, a, a, -2 * b, b, b, 0.0, c, -c}, torch::kDouble).view({3, 3});
 }
 
-ScoreFn make_guided_score_fn(ScoreNet net, std::shared_ptr<const Sde> sde, bool continuous,
-                             torch::Tensor class_labels, int64_t num_classes,
-                             double guidance_weight) {
-  TORCH_CHECK(net && sde, "make_guided_score_fn: null network or SDE");
+namespace {
+
+// Guidance's labels, checked: [B] conditional labels, then (w > 0) B null
+// labels (num_classes), int64.
+torch::Tensor guidance_batch_labels(const torch::Tensor& class_labels, int64_t num_classes,
+                                    double guidance_weight) {
   SCORCH_CHECK(num_classes >= 1,
                "classifier-free guidance needs a class-conditional model "
                "(data.num_classes >= 1), got num_classes=",
@@ -134,9 +137,18 @@ ScoreFn make_guided_score_fn(ScoreNet net, std::shared_ptr<const Sde> sde, bool 
   SCORCH_CHECK(lo >= 0 && hi < num_classes, "class labels must lie in [0, ", num_classes, ") (",
                num_classes, " is the null class), got labels in [", lo, ", ", hi, "]");
   // Conditional half first, then (w > 0) the null half.
-  auto batch_labels =
-      guidance_weight == 0 ? labels : torch::cat({labels, torch::full_like(labels, num_classes)});
-  const int64_t b = labels.size(0);
+  return guidance_weight == 0 ? labels
+                              : torch::cat({labels, torch::full_like(labels, num_classes)});
+}
+
+}  // namespace
+
+ScoreFn make_guided_score_fn(ScoreNet net, std::shared_ptr<const Sde> sde, bool continuous,
+                             torch::Tensor class_labels, int64_t num_classes,
+                             double guidance_weight) {
+  TORCH_CHECK(net && sde, "make_guided_score_fn: null network or SDE");
+  auto batch_labels = guidance_batch_labels(class_labels, num_classes, guidance_weight);
+  const int64_t b = class_labels.size(0);
   const double w = guidance_weight;
   return [net = std::move(net), sde = std::move(sde), continuous,
           batch_labels = std::move(batch_labels), b,
@@ -147,6 +159,30 @@ ScoreFn make_guided_score_fn(ScoreNet net, std::shared_ptr<const Sde> sde, bool 
     if (w == 0) return score_fn(*net, *sde, continuous, x, t, labels);
     auto s = score_fn(*net, *sde, continuous, torch::cat({x, x}), torch::cat({t, t}), labels);
     return (1 + w) * s.slice(0, 0, b) - w * s.slice(0, b);
+  };
+}
+
+Denoiser make_precond_denoiser(ScoreNet net, torch::Tensor class_labels, int64_t num_classes,
+                               double guidance_weight) {
+  auto precond = std::dynamic_pointer_cast<PrecondScoreNetImpl>(net);
+  if (!precond) return {};
+  const auto params = precond->parameters();
+  const auto dtype = params.empty() ? torch::kFloat : params.front().scalar_type();
+  const bool guided = num_classes >= 1;
+  const double w = guided ? guidance_weight : 0.0;
+  auto labels =
+      guided ? guidance_batch_labels(class_labels, num_classes, guidance_weight) : class_labels;
+  const int64_t b = guided ? class_labels.size(0) : -1;
+  return [precond = std::move(precond), labels = std::move(labels), dtype, b, w](
+             const torch::Tensor& x_hat, double sigma) {
+    SCORCH_CHECK(b < 0 || x_hat.size(0) == b, "guidance was given ", b,
+                 " class labels for a batch of ", x_hat.size(0));
+    const auto y = labels.defined() ? labels.to(x_hat.device()) : labels;
+    const auto x = w == 0 ? x_hat.to(dtype) : torch::cat({x_hat, x_hat}).to(dtype);
+    const auto s = torch::full({x.size(0)}, sigma, x.options());
+    const auto d = precond->denoise(x, s, y).to(torch::kDouble);
+    if (w == 0) return d;
+    return (1 + w) * d.slice(0, 0, b) - w * d.slice(0, b);
   };
 }
 

@@ -28,6 +28,7 @@
 
 #include "nn/score_net.h"
 #include "sampling/pc_sampler.h"
+#include "sampling/sigma_denoiser.h"
 #include "sde/sde.h"
 
 namespace scorch {
@@ -42,6 +43,18 @@ namespace scorch {
 ScoreFn make_guided_score_fn(ScoreNet net, std::shared_ptr<const Sde> sde, bool continuous,
                              torch::Tensor class_labels, int64_t num_classes,
                              double guidance_weight);
+
+// The denoiser of an EDM-preconditioned network (model.precond, nn/precond.h)
+// itself, for the samplers that step in sigma (sampler.h): D(x_hat; sigma) of
+// float64 x_hat, evaluated in the network's parameter dtype, returned in
+// float64. With num_classes >= 1, classifier-free guidance as
+// make_guided_score_fn: D_w = (1 + w) D(x, y) - w D(x, null), the denoiser of
+// the guided score (which is affine in D), one call on a 2B batch when w > 0
+// (labels checked as there). With num_classes = 0, class_labels (if defined)
+// are passed as they are. A network without model.precond gives an empty
+// Denoiser: the samplers then derive D from the score. Shares `net`.
+Denoiser make_precond_denoiser(ScoreNet net, torch::Tensor class_labels = {},
+                               int64_t num_classes = 0, double guidance_weight = 0.0);
 
 // Inpainting. data: [B, ...] float, the images (unknown pixels may hold anything
 // finite); mask: 0/1 (bool or float) of data's shape or broadcastable to it,

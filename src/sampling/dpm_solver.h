@@ -53,6 +53,9 @@ struct DpmSolverOptions {
   // SDE noise; empty = sample_randn_like (per-sample noise under a
   // PerSampleNoise scope, so samples are reproducible by seed on any number of ranks).
   StepNoiseFn noise;
+  // dpm_solver_pp_sample: the model's own denoiser (make_precond_denoiser for
+  // model.precond) in place of the one derived from the score.
+  Denoiser denoiser;
 };
 
 // Samples `shape` ([B, ...]) from latents z ~ N(0, I) (sample_randn) on

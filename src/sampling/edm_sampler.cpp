@@ -103,6 +103,10 @@ SampleResult edm_sample_from(const Sde& sde, const ScoreFn& score, const torch::
   // dx_hat/dsigma = -sigma m(t) s(m(t) x_hat, t) at t = t(sigma).
   int64_t nfe = 0;
   auto slope = [&](const torch::Tensor& x_hat, double sigma) {
+    if (o.denoiser) {
+      ++nfe;
+      return (x_hat - o.denoiser(x_hat, sigma)) / sigma;
+    }
     const double t = std::clamp(edm_time_of_sigma(sde, sigma), 0.0, sde.T());
     const double m = mean_and_std(sde, t).first;
     auto tt = torch::full({batch}, t, z.options());

@@ -28,6 +28,7 @@
 #include <limits>
 
 #include "sampling/pc_sampler.h"  // SampleResult
+#include "sampling/sigma_denoiser.h"
 #include "sde/sde.h"
 
 namespace scorch {
@@ -44,6 +45,10 @@ struct EdmOptions {
   double s_tmin = 0.0;
   double s_tmax = std::numeric_limits<double>::infinity();
   double s_noise = 1.0;
+  // The model's own denoiser (make_precond_denoiser for model.precond): when
+  // set, the slope is (x_hat - D(x_hat; sigma)) / sigma from it, as EDM's
+  // sampler uses its network; otherwise D comes from the score.
+  Denoiser denoiser;
 };
 
 // sigma(t) = std(t) / m(t), the noise-to-signal ratio of the SDE's marginal at t.

@@ -28,7 +28,7 @@ std::vector<int64_t> sample_shape(const Config& c) {
 
 SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& score,
                                 at::IntArrayRef shape, const torch::TensorOptions& tensor_options,
-                                const ProgressFn& progress) {
+                                const ProgressFn& progress, const Denoiser& denoiser) {
   const auto& s = c.sampling;
   switch (s.method) {
     case SamplingMethod::kPc:
@@ -53,6 +53,7 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
       o.s_tmin = s.edm_s_tmin;
       o.s_tmax = s.edm_s_tmax > 0 ? s.edm_s_tmax : std::numeric_limits<double>::infinity();
       o.s_noise = s.edm_s_noise;
+      o.denoiser = denoiser;
       return edm_sample(sde, score, shape, tensor_options, o);
     }
     case SamplingMethod::kDdim: {
@@ -67,6 +68,7 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
       DpmSolverOptions o;
       o.order = s.order;
       o.sde = s.sde_variant == SdeVariant::kSde;
+      o.denoiser = denoiser;
       o.num_steps = s.num_steps > 0 ? s.num_steps : kMultistepDefaultSteps;
       o.schedule = s.step_schedule;
       o.rho = s.edm_rho;
@@ -76,6 +78,7 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
     case SamplingMethod::kUniPc: {
       UniPcOptions o;
       o.order = s.order;
+      o.denoiser = denoiser;
       o.num_steps = s.num_steps > 0 ? s.num_steps : kMultistepDefaultSteps;
       o.schedule = s.step_schedule;
       o.rho = s.edm_rho;

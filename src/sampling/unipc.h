@@ -40,6 +40,9 @@ struct UniPcOptions {
   StepSchedule schedule = StepSchedule::kLogSnr;
   double rho = 7.0;
   double eps = 1e-3;
+  // unipc_sample: the model's own denoiser (make_precond_denoiser for
+  // model.precond) in place of the one derived from the score.
+  Denoiser denoiser;
 };
 
 // Samples `shape` ([B, ...]) from latents z ~ N(0, I) (sample_randn) on

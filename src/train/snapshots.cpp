@@ -12,6 +12,7 @@
 #include "eval/model_eval.h"
 #include "eval/toy_quality.h"
 #include "nn/score_model.h"
+#include "sampling/conditional.h"
 #include "sampling/sampler.h"
 #include "train/run.h"
 
@@ -54,12 +55,13 @@ torch::Tensor draw_samples(Run& r, int64_t n, int64_t& nfe) {
   for (int64_t d : sample_shape(c)) shape.push_back(d);
   seed_streams(c.seed, kSampleStream + static_cast<uint64_t>(r.ctx.rank) * kRankStride, r.step);
   const auto score = make_score_fn(r.net, r.sde, c.training.continuous);
+  const auto denoiser = make_precond_denoiser(r.net);
   const auto options = torch::TensorOptions().device(r.ctx.device);
   torch::Tensor mine = torch::zeros(shape);  // padded to `share` rows for the gather
   for (int64_t done = 0; done < count;) {
     const int64_t b = std::min(c.sampling.batch_size, count - done);
     shape[0] = b;
-    const SampleResult part = sample_from_config(c, *r.sde, score, shape, options);
+    const SampleResult part = sample_from_config(c, *r.sde, score, shape, options, {}, denoiser);
     nfe = part.nfe;
     mine.narrow(0, done, b).copy_(part.x);
     done += b;

@@ -53,6 +53,35 @@ TEST(TrainCli, BadValueAndMissingFileExitTwo) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
+// EDM preconditioning, its losses and the multistep samplers' options: each
+// combination that cannot work exits 2 naming the key and what would be right.
+TEST(TrainCli, PrecondLossAndSamplerOptionErrorsExitTwo) {
+  TempDir dir("cli_precond");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"model.name=analytic model.precond=edm", "model.name mlp, ddpm, ncsnpp or adm"},
+      {"training.loss=edm", "needs model.precond=vp, ve or edm"},
+      {"model.precond=vp training.continuous=false", "needs training.continuous=true"},
+      {"model.precond=edm model.scale_by_sigma=true", "set model.scale_by_sigma=false"},
+      {"model.precond=edm training.loss=edm training.p_std=0", "training.p_std"},
+      {"model.precond=unet", "model.precond"},
+      {"sampling.method=unipc sampling.sde_variant=sde", "sampling.sde_variant=none"},
+      {"sampling.method=pc sampling.order=3", "leave sampling.order at 2"},
+  };
+  for (const auto& [overrides, message] : cases) {
+    auto r = run_scorch("train --workdir " + dir.str() + " " + overrides);
+    EXPECT_EQ(r.exit_code, 2) << overrides << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << overrides << "\n" << r.output;
+    EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir.path / "checkpoints"));
+  // A score_sde checkpoint holds an unpreconditioned network.
+  const std::string cifar = std::string(SCORCH_SOURCE_DIR) + "/configs/vp/cifar10_ddpmpp_continuous.yaml";
+  auto r = run_scorch("sample --score-sde-checkpoint " + cifar + " --config " + cifar +
+                      " --num 1 --out " + (dir.path / "s").string() + " model.precond=vp");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("set model.precond=none"), std::string::npos) << r.output;
+}
+
 TEST(TrainCli, WorkdirLayoutAndJsonResult) {
   TempDir dir("cli_layout");
   auto r = run_scorch("train --json --workdir " + dir.str() + " " + kShort);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "nn/layers.h"
 #include "nn/model_factory.h"
+#include "nn/ncsnpp.h"
 
 namespace scorch {
 namespace {
@@ -53,6 +54,44 @@ INSTANTIATE_TEST_SUITE_P(
                       Expected{"vp/cifar10_ddpmpp_continuous", 61804419, 0, 564},
                       Expected{"subvp/cifar10_ddpmpp_continuous", 61804419, 0, 564},
                       Expected{"vp/cifar10_ddpm", 35218947, 0, 308}));
+
+// configs/edm: EDM's CIFAR-10 networks. Counts from instantiating NVlabs/edm's
+// own VPPrecond / VEPrecond / EDMPrecond(SongUNet) with train.py's --arch
+// ddpmpp / ncsnpp settings (augment off), label_dim 0 and 10; the three
+// preconditionings wrap the same network. NCSN++'s Fourier frequencies are a
+// buffer there and a frozen parameter here (128, not counted).
+struct EdmExpected {
+  const char* config;
+  int64_t unconditional;
+  int64_t conditional;  // data.num_classes=10 (EDM's --cond=1)
+};
+class EdmConfigs : public ::testing::TestWithParam<EdmExpected> {};
+
+TEST_P(EdmConfigs, ParameterCountsMatchEdm) {
+  const auto& e = GetParam();
+  torch::NoGradGuard no_grad;
+  const Config uncond = load_config(config_path(e.config));
+  EXPECT_NE(uncond.model.precond, Precond::kNone);
+  EXPECT_EQ(count_trainable_parameters(*make_score_net(uncond)), e.unconditional) << e.config;
+  const Config cond = load_config(config_path(e.config), {"data.num_classes=10"});
+  EXPECT_EQ(count_trainable_parameters(*make_score_net(cond)), e.conditional) << e.config;
+  // EDM's hyperparameters (train.py for CIFAR-10).
+  EXPECT_EQ(uncond.training.batch_size, 512);
+  EXPECT_DOUBLE_EQ(uncond.optim.lr, 1e-3);
+  EXPECT_EQ(uncond.optim.warmup, 19531);  // 10 Mimg / 512
+  EXPECT_DOUBLE_EQ(uncond.model.ema_halflife_kimg, 500);
+  EXPECT_DOUBLE_EQ(uncond.model.dropout, 0.13);
+  EXPECT_FALSE(uncond.data.random_flip);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Edm, EdmConfigs,
+    ::testing::Values(EdmExpected{"edm/cifar10_ddpmpp_vp", 55732739, 55734147},
+                      EdmExpected{"edm/cifar10_ddpmpp_ve", 55732739, 55734147},
+                      EdmExpected{"edm/cifar10_ddpmpp_edm", 55732739, 55734147},
+                      EdmExpected{"edm/cifar10_ncsnpp_vp", 56395523, 56398339},
+                      EdmExpected{"edm/cifar10_ncsnpp_ve", 56395523, 56398339},
+                      EdmExpected{"edm/cifar10_ncsnpp_edm", 56395523, 56398339}));
 
 TEST(Configs, CarryTheReferenceHyperparameters) {
   const Config ve = load_config(config_path("ve/cifar10_ncsnpp_continuous"));
@@ -240,6 +279,53 @@ TEST(Networks, ClassConditioningAddsAnEmbeddingWithANullClass) {
     EXPECT_TRUE(torch::allclose(net->forward(x, t), net->forward(x, t, torch::tensor({10, 10}))))
         << name;
   }
+}
+
+// EDM's SongUNet conditioning (model.precond sets it): Fourier features of the
+// noise label itself, not of its log, and labels as sqrt(K) one-hot vectors
+// through a Linear map added to the noise embedding; the null class is zero.
+TEST(NCSNpp, EdmConditioningEmbedsCNoiseAndOneHotLabels) {
+  torch::manual_seed(0);
+  auto options = NCSNppOptions()
+                     .image_size(16)
+                     .nf(16)
+                     .ch_mult({1, 2})
+                     .num_res_blocks(1)
+                     .attn_resolutions({8})
+                     .dropout(0)
+                     .init_scale(1.0);
+  NCSNpp edm(NCSNppOptions(options).num_classes(3).edm_conditioning(true));
+  NCSNpp plain(options);
+  auto mine = edm->named_parameters();
+  ASSERT_TRUE(mine.contains("label_map.weight"));
+  EXPECT_EQ(mine["label_map.weight"].sizes(), (std::vector<int64_t>{32, 3}));  // 2 nf Fourier
+  EXPECT_FALSE(mine.contains("class_embedding.weight"));
+  EXPECT_EQ(count_trainable_parameters(*edm) - count_trainable_parameters(*plain), 3 * 32 + 32);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : plain->named_parameters()) p.value().copy_(mine[p.key()]);
+    mine["label_map.bias"].normal_();
+  }
+  edm->eval();
+  plain->eval();
+  torch::NoGradGuard no_grad;
+  const auto x = torch::rand({3, 3, 16, 16});
+  const auto c_noise = torch::tensor({-1.5f, 0.1f, 2.0f});  // EDM's ln(sigma)/4 may be negative
+  const auto null = torch::tensor({3, 3, 3});
+  // Null labels add only the map's bias: zero it and the function is the
+  // plain network's at exp(c_noise) (whose Fourier features take the log).
+  const auto with_bias = edm->forward(x, c_noise, null);
+  mine["label_map.bias"].zero_();
+  const auto a = edm->forward(x, c_noise, null);
+  const auto b = plain->forward(x, torch::exp(c_noise));
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-4 * b.abs().max().item<double>());
+  EXPECT_GT((with_bias - a).abs().max().item<double>(), 1e-3 * a.abs().max().item<double>());
+  EXPECT_TRUE(torch::equal(edm->forward(x, c_noise), a));  // undefined labels: the null class
+  // Label j adds sqrt(3) times column j of the map: zero that column and it is the null class.
+  const auto labelled = edm->forward(x, c_noise, torch::tensor({1, 1, 1}));
+  EXPECT_GT((labelled - a).abs().max().item<double>(), 1e-3 * a.abs().max().item<double>());
+  mine["label_map.weight"].select(1, 1).zero_();
+  EXPECT_TRUE(torch::allclose(edm->forward(x, c_noise, torch::tensor({1, 1, 1})), a));
 }
 
 TEST(Factory, RejectsWhatTheNetworksCannotHonour) {

@@ -209,6 +209,22 @@ TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
       6);
 }
 
+TEST(DistributedTrain, EdmLossesRanksMatchOneRank) {
+  // EDM's three preconditionings and losses (their sigma draws are per global
+  // sample) on a small DDPM++ / NCSN++ with EDM's label map and label dropout.
+  const std::string net =
+      "data.image_size=8 model.name=ncsnpp model.nf=16 model.ch_mult=[1,2] "
+      "model.num_res_blocks=1 model.attn_resolutions=[4] ";
+  expect_two_ranks_match_one("edm", net + "model.precond=edm training.loss=edm training.sde=vesde",
+                             4);
+  expect_two_ranks_match_one("edm_vp", net + "model.precond=vp training.loss=edm_vp", 4);
+  expect_two_ranks_match_one("edm_ve",
+                             net + "model.precond=ve training.loss=edm_ve training.sde=vesde "
+                                   "model.embedding_type=fourier model.progressive_input=residual "
+                                   "model.fir=true",
+                             4);
+}
+
 TEST(DistributedTrain, PatchModelRanksMatchOneRank) {
   // An ADM U-Net on random 8x8 crops of 16x16 synthetic images with labels:
   // the crops are drawn per global sample, so 2 ranks train the same model.
