@@ -31,6 +31,8 @@ void add_data_convert_command(CLI::App& data, std::function<int()>& run);
 void add_stats_command(CLI::App& app, std::function<int()>& run);
 // scorch eval --workdir W | --samples DIR [--ref STATS] [--extractor F] [--json]
 void add_eval_command(CLI::App& app, std::function<int()>& run);
+// scorch phema --workdir W --std 0.05,0.1 --out DIR [--eval ...]: post-hoc EMA (EDM2)
+void add_phema_command(CLI::App& app, std::function<int()>& run);
 // scorch plot --workdir W | --log FILE [--out DIR] [--json]
 void add_plot_command(CLI::App& app, std::function<int()>& run);
 // scorch score-plot: score-field and sampling-trajectory PNGs of a 2-D model.

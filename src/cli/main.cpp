@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   scorch::cli::add_data_command(app, run);
   scorch::cli::add_stats_command(app, run);
   scorch::cli::add_eval_command(app, run);
+  scorch::cli::add_phema_command(app, run);
   scorch::cli::add_plot_command(app, run);
   scorch::cli::add_score_plot_command(app, run);
   scorch::cli::add_classifier_command(app, run);

@@ -160,6 +160,10 @@ LoadedModel load_model(const ModelSourceArgs& a) {
       ema.copy_to(*out.net, name);
       weights = "EMA " + name;
     }
+    // `scorch phema` output: every weight set is the reconstruction.
+    const auto phema = ckpt.extra.find("phema_std");
+    if (phema != ckpt.extra.end() && phema->second.isDouble() && ckpt.extra.count("phema_residual"))
+      weights = "post-hoc EMA sigma_rel " + Ema::format_number(phema->second.toDouble());
     out.step = ckpt.step;
     out.description = "checkpoint '" + ckpt_path + "' (step " + std::to_string(ckpt.step) + ", " +
                       weights + ")";

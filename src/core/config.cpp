@@ -145,9 +145,10 @@ const std::vector<Field>& fields() {
     t.d("model.ema_rampup_ratio", &C::model, &ModelConfig::ema_rampup_ratio,
         "EDM EMA ramp-up ratio; 0 = none", 0);
     t.vd("model.phema_std", &C::model, &ModelConfig::phema_std,
-         "EDM2 power-function EMA profiles kept during training, by relative standard deviation "
-         "sigma_rel (EDM2 keeps [0.05, 0.1]); empty = none. `scorch phema` reconstructs other "
-         "sigma_rel from their snapshots (training.phema_snapshot_kimg)", 0, 0.2886);
+         "EDM2 power-function EMA profiles kept during training (EMAs phema_<std>, in "
+         "checkpoints), by relative standard deviation sigma_rel, each in (0, 0.2886] (EDM2 keeps "
+         "[0.05, 0.1]); empty = none. `scorch phema` reconstructs other sigma_rel from their "
+         "snapshots (training.phema_snapshot_kimg)", 0, 0.2886);
     // sigma^2 and log(sigma_max / sigma_min) must stay finite and non-zero in float32.
     t.d("model.sigma_min", &C::model, &ModelConfig::sigma_min, "VE smallest noise level", 1e-18,
         1e18);
@@ -282,8 +283,9 @@ const std::vector<Field>& fields() {
         "non-finite steps in a row that are skipped before training stops; 0 = stop at the first",
         0);
     t.d("training.phema_snapshot_kimg", &C::training, &TrainingConfig::phema_snapshot_kimg,
-        "model.phema_std: store every profile's weights every N thousand images (workdir/phema/), "
-        "the input of `scorch phema`; 0 = off", 0);
+        "model.phema_std: store every profile's weights whenever the images seen cross a multiple "
+        "of N thousand (workdir/phema/), the input of `scorch phema`; needs model.phema_std; "
+        "0 = off", 0);
 
     t.e("optim.optimizer", &C::optim, &OptimConfig::optimizer, "Adam | AdamW");
     t.d("optim.lr", &C::optim, &OptimConfig::lr, "learning rate after warm-up", 0);

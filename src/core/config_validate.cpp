@@ -1,6 +1,7 @@
 // Config validation (the cross-key checks that no single field's range can
 // express), in one place for every command, and the values derived from a
 // config across the code.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -256,6 +257,26 @@ void validate_eval(const Config& c) {
                "eval.feature_extractor (a TorchScript file or a `scorch classifier` checkpoint)");
 }
 
+// model.phema_std and its snapshots (EDM2's power-function EMA, train/phema.h).
+void validate_phema(const Config& c) {
+  const auto& stds = c.model.phema_std;
+  for (size_t i = 0; i < stds.size(); ++i) {
+    // gamma >= 0 (std_to_exp's root) needs 0 < sigma_rel <= sqrt(1/12).
+    SCORCH_CHECK(stds[i] > 0 && stds[i] <= 0.28867513459481287, "model.phema_std: ", stds[i],
+                 " is not a power-function EMA's relative standard deviation sigma_rel; use "
+                 "values in (0, 0.2886], e.g. [0.05, 0.1] as EDM2");
+    SCORCH_CHECK(std::find(stds.begin(), stds.begin() + static_cast<std::ptrdiff_t>(i), stds[i]) ==
+                     stds.begin() + static_cast<std::ptrdiff_t>(i),
+                 "model.phema_std lists ", stds[i], " twice; list each sigma_rel once");
+  }
+  const double kimg = c.training.phema_snapshot_kimg;
+  SCORCH_CHECK(kimg == 0 || !stds.empty(), "training.phema_snapshot_kimg=", kimg,
+               " stores power-function EMA profiles, but model.phema_std is empty; set "
+               "model.phema_std=[0.05,0.1] (EDM2's), or training.phema_snapshot_kimg=0");
+  SCORCH_CHECK(kimg == 0 || kimg * 1000 >= 1, "training.phema_snapshot_kimg=", kimg,
+               " is less than one image; use 0 (off) or a value >= 0.001");
+}
+
 }  // namespace
 
 void validate(const Config& c) {
@@ -275,6 +296,7 @@ void validate(const Config& c) {
   validate_loss(c);
   validate_sampling(c);
   validate_eval(c);
+  validate_phema(c);
 }
 
 LossName resolved_loss(const Config& c) {

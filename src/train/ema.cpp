@@ -1,6 +1,7 @@
 // Parameter EMAs: score_sde's ema.py (decay = min(rate, (1+n)/(10+n)),
 // s ← s − (1−decay)(s − p)) and EDM's training_loop.py (half-life counted in
-// images with a ramp-up, p_ema ← lerp(p, p_ema, beta)), in float32.
+// images with a ramp-up, p_ema ← lerp(p, p_ema, beta)) and EDM2's phema.py
+// (power-function beta from the images seen), in float32.
 #include "train/ema.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "train/chunks.h"
+#include "train/phema.h"
 
 namespace scorch {
 namespace {
@@ -58,9 +60,9 @@ Ema::Ema(const torch::nn::Module& model, const ModelConfig& config)
     param_names_.push_back(item.key());
     params.push_back(item.value());
   }
-  auto add = [&](const std::string& name, double rate, bool edm) {
+  auto add = [&](const std::string& name, double rate, Kind kind) {
     if (std::find(names_.begin(), names_.end(), name) != names_.end()) return;
-    Average avg{name, rate, edm, {}};
+    Average avg{name, rate, kind, {}};
     for (const auto& p : params) {
       avg.shadow.push_back(p.detach().to(p.options().dtype(torch::kFloat32), false, true));
     }
@@ -75,13 +77,33 @@ Ema::Ema(const torch::nn::Module& model, const ModelConfig& config)
   for (double rate : rates) {
     SCORCH_CHECK(rate >= 0.0 && rate < 1.0, "model.ema_rate / model.ema_extra_rates: ", rate,
                  " is not an EMA rate; use a value in [0, 1), e.g. 0.9999");
-    add(format_number(rate), rate, false);
+    add(format_number(rate), rate, Kind::kWarmup);
   }
   SCORCH_CHECK(halflife_kimg_ >= 0.0, "model.ema_halflife_kimg: ", halflife_kimg_,
                " must be >= 0 (0 turns EDM's EMA off)");
   SCORCH_CHECK(rampup_ratio_ >= 0.0, "model.ema_rampup_ratio: ", rampup_ratio_,
                " must be >= 0 (0 means no ramp-up)");
-  if (halflife_kimg_ > 0) add("edm_" + format_number(halflife_kimg_), 0.0, true);
+  if (halflife_kimg_ > 0) add("edm_" + format_number(halflife_kimg_), 0.0, Kind::kEdm);
+  for (double sigma : config.phema_std) {
+    SCORCH_CHECK(sigma > 0 && sigma <= kPhemaStdMax, "model.phema_std: ", sigma,
+                 " is not a power-function EMA's relative standard deviation; use values in "
+                 "(0, 0.2886], e.g. [0.05, 0.1]");
+    if (std::find(phema_std_.begin(), phema_std_.end(), sigma) != phema_std_.end()) continue;
+    phema_std_.push_back(sigma);
+    add(phema_name(sigma), sigma, Kind::kPhema);
+  }
+}
+
+std::vector<std::string> Ema::configured_names(const ModelConfig& config) {
+  std::vector<std::string> out;
+  const auto add = [&](const std::string& name) {
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  };
+  add(format_number(config.ema_rate));
+  for (double rate : config.ema_extra_rates) add(format_number(rate));
+  if (config.ema_halflife_kimg > 0) add("edm_" + format_number(config.ema_halflife_kimg));
+  for (double sigma : config.phema_std) add(phema_name(sigma));
+  return out;
 }
 
 std::vector<torch::Tensor> Ema::tracked(const torch::nn::Module& model) const {
@@ -117,7 +139,8 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
   // (1 + n) / (10 + n) in float64 on the device: the host's arithmetic.
   const torch::Tensor warmup = (1.0 + num_updates_) / (10.0 + num_updates_);
   for (auto& avg : averages_) {
-    if (avg.edm) {  // p + beta (s − p), as EDM (per tensor: LibTorch 1.13 has no foreach lerp)
+    // EDM: p + beta (s − p) (per tensor: LibTorch 1.13 has no foreach lerp).
+    if (avg.kind == Kind::kEdm) {
       for (size_t i = 0; i < p32.size(); ++i) {
         if (!skipped.defined()) {
           torch::lerp_out(avg.shadow[i], p32[i], avg.shadow[i], edm_beta_now);
@@ -131,7 +154,13 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
     // s ← s − (s − p)(1 − decay), in three multi-tensor kernels per chunk;
     // a skipped step multiplies by 0 (s − p is finite: p was never stepped
     // to a non-finite value), so s keeps its bits.
-    const torch::Tensor one_minus_decay = (1.0 - warmup.clamp_max(avg.rate)) * applied;
+    // Power function: beta = (1 - batch / t_next)^(gamma + 1), t_next the
+    // images after this step (a host value: no device read).
+    const torch::Tensor one_minus_decay =
+        avg.kind == Kind::kPhema
+            ? applied * (1.0 - phema_beta(avg.rate, static_cast<double>(images_before + batch_size),
+                                          static_cast<double>(batch_size)))
+            : (1.0 - warmup.clamp_max(avg.rate)) * applied;
     for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
       auto shadow = slice(avg.shadow, begin, end);
       std::vector<torch::Tensor> step = torch::_foreach_sub(shadow, slice(p32, begin, end));

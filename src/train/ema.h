@@ -28,13 +28,17 @@ namespace scorch {
 class Ema {
  public:
   // Clones the model's trainable parameters into every shadow. Throws
-  // scorch::Error if a rate is outside [0, 1) or the half-life is negative.
+  // scorch::Error if a rate is outside [0, 1), the half-life is negative or
+  // a phema std is outside (0, sqrt(1/12)].
   Ema(const torch::nn::Module& model, const ModelConfig& config);
 
   // One update after an optimizer step. `batch_size` is the global batch;
   // `images_before` the images consumed before this batch (EDM's cur_nimg,
   // so the first update has 0 and copies the weights). Increments
-  // num_updates first, then for each EMA: s ← s − (1 − decay)(s − p).
+  // num_updates first, then for each EMA: s ← s − (1 − decay)(s − p); a
+  // power-function profile has decay = phema_beta(std, images_before +
+  // batch_size, batch_size), as EDM2's update(cur_nimg, batch_size) after
+  // cur_nimg += batch_size (the first update copies the weights).
   // `skipped` (optional, a 0-dim tensor on the parameters' device, 1 when the
   // optimizer skipped the step) leaves every shadow and num_updates as they
   // were, decided on the device: nothing is read on the host.
@@ -43,9 +47,15 @@ class Ema {
               const torch::Tensor& skipped = {});
 
   // EMA names, model.ema_rate's first: rates as the shortest decimal that
-  // reads back exactly ("0.9999"), then "edm_<halflife_kimg>" ("edm_500").
+  // reads back exactly ("0.9999"), then "edm_<halflife_kimg>" ("edm_500"),
+  // then "phema_<std>" ("phema_0.05") for each of model.phema_std.
   const std::vector<std::string>& names() const { return names_; }
   const std::string& default_name() const { return names_.front(); }
+  // The names an Ema built from `config` has (no validation).
+  static std::vector<std::string> configured_names(const ModelConfig& config);
+  // model.phema_std as kept here (duplicates dropped), and a profile's name.
+  const std::vector<double>& phema_std() const { return phema_std_; }
+  static std::string phema_name(double sigma) { return "phema_" + format_number(sigma); }
 
   // Shadow tensors of one EMA, name -> [param shape] float32 (shared, not
   // copied). Throws scorch::Error for an unknown EMA name.
@@ -88,10 +98,11 @@ class Ema {
   static std::string format_number(double value);
 
  private:
+  enum class Kind { kWarmup, kEdm, kPhema };
   struct Average {
     std::string name;
-    double rate = 0;  // warm-up form; unused for EDM
-    bool edm = false;
+    double rate = 0;  // warm-up form: model.ema_rate; power function: sigma_rel
+    Kind kind = Kind::kWarmup;
     std::vector<torch::Tensor> shadow;  // aligned with param_names_
   };
   std::vector<torch::Tensor> tracked(const torch::nn::Module& model) const;
@@ -100,6 +111,7 @@ class Ema {
   std::vector<Average> averages_;
   std::vector<std::string> names_;
   std::vector<torch::Tensor> stored_;
+  std::vector<double> phema_std_;
   double halflife_kimg_ = 0;
   double rampup_ratio_ = 0;
   torch::Tensor num_updates_;  // float64 0-dim on the parameters' device

@@ -108,6 +108,11 @@ StepOutcome read_outcome(const StepRecord& record, const torch::Tensor& row);
 // Saves a checkpoint of the state at r.step (rank 0 writes; once per step).
 void save(Run& r);
 
+// training.phema_snapshot_kimg: after a step whose images crossed a multiple
+// of it, rank 0 writes every power-function EMA profile to workdir/phema/
+// (train/phema.h); a no-op otherwise and without model.phema_std.
+void store_phema_snapshots(Run& r);
+
 // EMA samples of the step (snapshots.cpp), drawn with the sampler
 // sampling.method names, as `scorch sample` draws them; written as a PNG
 // under samples/; 2-D data also gets its sliced-Wasserstein quality. Every

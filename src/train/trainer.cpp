@@ -8,7 +8,9 @@
 // never stopped would be.
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include "monitor/scrape_targets.h"
 #include "nn/score_model.h"
 #include "train/checkpoint.h"
+#include "train/phema.h"
 #include "train/run.h"
 
 namespace scorch {
@@ -60,9 +63,16 @@ CheckpointData collect_state(const Run& r) {
 
 void restore_state(Run& r, const CheckpointData& c, const std::string& path) {
   load_module_state(*r.net, c.model, "checkpoint '" + path + "'");
-  for (const auto& name : r.ema->load_state_dict(c.ema, c.ema_num_updates, r.net.get()))
+  for (const auto& name : r.ema->load_state_dict(c.ema, c.ema_num_updates, r.net.get())) {
+    // A power-function profile started late is no power function: its
+    // snapshots would mislead `scorch phema`.
+    SCORCH_CHECK(name.rfind("phema_", 0) != 0 || c.images_seen == 0, "checkpoint '", path,
+                 "' has no power-function EMA '", name, "' (model.phema_std): a profile must run "
+                 "from the start of training; drop it from model.phema_std, or train it in a new "
+                 "workdir");
     log_warning("checkpoint '", path, "' has no EMA '", name,
                 "'; it starts from the current weights");
+  }
   r.optimizer->load_state_dict(c.optimizer);
   r.step = c.step;
   r.images_seen = c.images_seen;
@@ -89,6 +99,22 @@ void save(Run& r) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint ", path, " (", s, " s)");
   if (r.metrics) r.metrics->record_checkpoint(r.step, s);
+}
+
+// training.phema_snapshot_kimg: when the images seen cross a multiple of it
+// (EDM2's snapshot_nimg; here the batch need not divide it), rank 0 stores
+// every power-function profile in workdir/phema/ for `scorch phema`. Called
+// after every step, before its checkpoint: a preempted run has its snapshot.
+void store_phema_snapshots(Run& r) {
+  const double kimg = r.config.training.phema_snapshot_kimg;
+  if (kimg <= 0 || r.ema->phema_std().empty()) return;
+  const int64_t every = std::max<int64_t>(1, std::llround(kimg * 1000));
+  const int64_t before = r.images_seen - r.config.training.batch_size;
+  if (r.images_seen / every == before / every || !r.ctx.is_main()) return;
+  const auto dir = (r.workdir / "phema").string();
+  save_phema_snapshots(dir, *r.ema, *r.net, r.step, r.images_seen, to_yaml(r.config));
+  log_info("power-function EMA snapshots at step ", r.step, " (", r.images_seen, " images): ",
+           r.ema->phema_std().size(), " profile(s) in ", dir);
 }
 
 namespace {
@@ -536,6 +562,7 @@ TrainResult Trainer::run() {
     const bool preempt = pending.back().preempt;
     r.step += 1;
     r.images_seen += r.config.training.batch_size;
+    store_phema_snapshots(r);
     if (!settle_due(r, preempt)) continue;
     settle(r, pending, interval, run_log ? &*run_log : nullptr, result, nonfinite_run);
     if (r.config.dist.check_every > 0 && r.ctx.world_size > 1 &&

@@ -46,7 +46,8 @@ inline CommandResult run_command(const std::string& command) {
 // config overrides get dist.device=cpu unless `args` name a device.
 inline std::string on_cpu(const std::string& args) {
   const std::string command = args.substr(0, args.find(' '));
-  for (const char* c : {"train", "sample", "eval", "stats", "likelihood", "ood", "score-plot"}) {
+  for (const char* c :
+       {"train", "sample", "eval", "stats", "likelihood", "ood", "score-plot", "phema"}) {
     if (command == c && args.find("dist.device=") == std::string::npos) return args + " dist.device=cpu";
   }
   return args;
