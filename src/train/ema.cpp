@@ -52,23 +52,36 @@ double Ema::edm_beta(double halflife_kimg, double rampup_ratio, int64_t batch_si
 }
 
 Ema::Ema(const torch::nn::Module& model, const ModelConfig& config)
-    : halflife_kimg_(config.ema_halflife_kimg), rampup_ratio_(config.ema_rampup_ratio) {
+    : Ema(model, config, nullptr, nullptr) {}
+
+Ema::Ema(const torch::nn::Module& model, const ModelConfig& config,
+         std::shared_ptr<const ParamShards> shards, Communicator* comm)
+    : halflife_kimg_(config.ema_halflife_kimg),
+      rampup_ratio_(config.ema_rampup_ratio),
+      shards_(std::move(shards)),
+      comm_(comm) {
   torch::NoGradGuard no_grad;
+  TORCH_CHECK(!shards_ || comm_, "Ema: a sharded EMA needs a communicator");
   std::vector<torch::Tensor> params;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;
     param_names_.push_back(item.key());
+    shape_.push_back(item.value().sizes().vec());
     params.push_back(item.value());
   }
   auto add = [&](const std::string& name, double rate, Kind kind) {
     if (std::find(names_.begin(), names_.end(), name) != names_.end()) return;
     Average avg{name, rate, kind, {}};
-    for (const auto& p : params) {
-      avg.shadow.push_back(p.detach().to(p.options().dtype(torch::kFloat32), false, true));
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto p = mine(i, params[i].detach());
+      avg.shadow.push_back(p.to(p.options().dtype(torch::kFloat32), false, true));
     }
     averages_.push_back(std::move(avg));
     names_.push_back(name);
   };
+  TORCH_CHECK(!shards_ || shards_->size() == params.size(), "Ema: the split has ",
+              shards_ ? shards_->size() : 0, " tensors, the model ", params.size(),
+              " trainable parameters");
   num_updates_ = torch::zeros(
       {}, torch::TensorOptions(params.empty() ? torch::Device(torch::kCPU) : params.front().device())
               .dtype(torch::kDouble));
@@ -131,23 +144,33 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
   num_updates_.add_(applied);
   const double edm_beta_now =
       halflife_kimg_ > 0 ? edm_beta(halflife_kimg_, rampup_ratio_, batch_size, images_before) : 0;
-  std::vector<torch::Tensor> p32;  // float32 views of the parameters (copies if not float32)
+  // float32 views of the parameters (copies if not float32); sharded: of this
+  // rank's parts, leaving out parameters with none.
+  std::vector<torch::Tensor> p32;
+  std::vector<size_t> index;  // p32[k] is parameter index[k]
   p32.reserve(params.size());
-  for (const auto& p : params)
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto p = mine(i, params[i]);
+    if (shards_ && p.numel() == 0) continue;
     p32.push_back(p.scalar_type() == torch::kFloat32 ? p : p.to(torch::kFloat32));
+    index.push_back(i);
+  }
   if (p32.empty()) return;
   // (1 + n) / (10 + n) in float64 on the device: the host's arithmetic.
   const torch::Tensor warmup = (1.0 + num_updates_) / (10.0 + num_updates_);
   for (auto& avg : averages_) {
+    std::vector<torch::Tensor> shadows;  // aligned with p32
+    shadows.reserve(index.size());
+    for (size_t i : index) shadows.push_back(avg.shadow[i]);
     // EDM: p + beta (s − p) (per tensor: LibTorch 1.13 has no foreach lerp).
     if (avg.kind == Kind::kEdm) {
       for (size_t i = 0; i < p32.size(); ++i) {
         if (!skipped.defined()) {
-          torch::lerp_out(avg.shadow[i], p32[i], avg.shadow[i], edm_beta_now);
+          torch::lerp_out(shadows[i], p32[i], shadows[i], edm_beta_now);
           continue;
         }
-        const auto next = torch::lerp(p32[i], avg.shadow[i], edm_beta_now);
-        avg.shadow[i].copy_(torch::where(applied > 0, next, avg.shadow[i]));
+        const auto next = torch::lerp(p32[i], shadows[i], edm_beta_now);
+        shadows[i].copy_(torch::where(applied > 0, next, shadows[i]));
       }
       continue;
     }
@@ -162,7 +185,7 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
                                           static_cast<double>(batch_size)))
             : (1.0 - warmup.clamp_max(avg.rate)) * applied;
     for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
-      auto shadow = slice(avg.shadow, begin, end);
+      auto shadow = slice(shadows, begin, end);
       std::vector<torch::Tensor> step = torch::_foreach_sub(shadow, slice(p32, begin, end));
       compat::foreach_mul_(step, one_minus_decay);
       torch::_foreach_sub_(shadow, step);
@@ -189,7 +212,16 @@ void Ema::copy_to(torch::nn::Module& model, const std::string& ema_name) const {
   SCORCH_CHECK(it != averages_.end(), "no EMA named '", ema_name, "'; this run keeps ",
                join_names(names_));
   std::vector<torch::Tensor> params = tracked(model);
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(it->shadow[i]);
+  for (size_t i = 0; i < params.size(); ++i) mine(i, params[i]).copy_(it->shadow[i]);
+  // Sharded: each rank wrote its part; every rank gets every part.
+  if (shards_) shards_->all_gather(params, *comm_);
+}
+
+int64_t Ema::state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& avg : averages_)
+    for (const auto& t : avg.shadow) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  return bytes;
 }
 
 void Ema::store(const torch::nn::Module& model) {
@@ -208,6 +240,15 @@ void Ema::restore(torch::nn::Module& model) {
 
 std::map<std::string, std::map<std::string, torch::Tensor>> Ema::state_dict() const {
   std::map<std::string, std::map<std::string, torch::Tensor>> out;
+  if (shards_) {  // every rank's parts to rank 0
+    for (const auto& avg : averages_) {
+      const auto whole = shards_->gather_to_root(avg.shadow, torch::kFloat32, *comm_);
+      if (whole.empty()) continue;  // not rank 0
+      auto& tensors = out[avg.name];
+      for (size_t i = 0; i < param_names_.size(); ++i) tensors[param_names_[i]] = whole[i];
+    }
+    return out;
+  }
   for (const auto& avg : averages_) {
     auto& tensors = out[avg.name];
     for (size_t i = 0; i < param_names_.size(); ++i) {
@@ -235,9 +276,10 @@ std::vector<std::string> Ema::load_state_dict(
       const auto t = it->second.find(param_names_[i]);
       SCORCH_CHECK(t != it->second.end(), "EMA '", avg.name, "' has no tensor for parameter '",
                    param_names_[i], "'");
-      SCORCH_CHECK(t->second.sizes() == avg.shadow[i].sizes(), "EMA '", avg.name, "' parameter '",
-                   param_names_[i], "' has shape ", t->second.sizes(), " but the model's is ",
-                   avg.shadow[i].sizes());
+      const auto expected = shards_ ? shape_[i] : avg.shadow[i].sizes().vec();
+      SCORCH_CHECK(t->second.sizes() == c10::IntArrayRef(expected), "EMA '", avg.name,
+                   "' parameter '", param_names_[i], "' has shape ", t->second.sizes(),
+                   " but the model's is ", c10::IntArrayRef(expected));
     }
   }
   const std::vector<torch::Tensor> params = model ? tracked(*model) : std::vector<torch::Tensor>{};
@@ -245,9 +287,10 @@ std::vector<std::string> Ema::load_state_dict(
     const auto it = state.find(avg.name);
     for (size_t i = 0; i < param_names_.size(); ++i) {
       if (it != state.end()) {
-        avg.shadow[i].copy_(it->second.at(param_names_[i]));
+        const auto& whole = it->second.at(param_names_[i]);
+        avg.shadow[i].copy_(shards_ ? shards_->local_of(i, whole) : whole);
       } else if (model) {
-        avg.shadow[i].copy_(params[i]);
+        avg.shadow[i].copy_(mine(i, params[i]));
       }
     }
   }

@@ -13,10 +13,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config.h"  // ModelConfig
+#include "dist/communicator.h"
+#include "dist/param_shards.h"
 
 namespace scorch {
 
@@ -31,6 +34,16 @@ class Ema {
   // scorch::Error if a rate is outside [0, 1), the half-life is negative or
   // a phema std is outside (0, sqrt(1/12)].
   Ema(const torch::nn::Module& model, const ModelConfig& config);
+  // dist.shard_state=optimizer_ema (ZeRO stage 1): every shadow holds only
+  // this rank's part of the parameters (`shards`, made over the trainable
+  // parameters in named_parameters order) and update() averages only that
+  // part. copy_to() and state_dict() become collectives over `comm` (every
+  // rank calls them): copy_to all-gathers the averaged parameters into every
+  // rank's model, state_dict returns the whole shadows on rank 0 (empty
+  // elsewhere); load_state_dict takes whole shadows and keeps this rank's
+  // part. `comm` must outlive this object.
+  Ema(const torch::nn::Module& model, const ModelConfig& config,
+      std::shared_ptr<const ParamShards> shards, Communicator* comm);
 
   // One update after an optimizer step. `batch_size` is the global batch;
   // `images_before` the images consumed before this batch (EDM's cur_nimg,
@@ -58,7 +71,8 @@ class Ema {
   static std::string phema_name(double sigma) { return "phema_" + format_number(sigma); }
 
   // Shadow tensors of one EMA, name -> [param shape] float32 (shared, not
-  // copied). Throws scorch::Error for an unknown EMA name.
+  // copied; sharded: this rank's 1-D parts). Throws scorch::Error for an
+  // unknown EMA name.
   std::map<std::string, torch::Tensor> shadow(const std::string& ema_name) const;
 
   // Writes EMA `ema_name` into the model's trainable parameters (cast to
@@ -68,6 +82,10 @@ class Ema {
   // back and drops it. REQUIRES for restore: a store() before it.
   void store(const torch::nn::Module& model);
   void restore(torch::nn::Module& model);
+
+  bool sharded() const { return shards_ != nullptr; }
+  // Bytes of the shadow tensors this rank holds.
+  int64_t state_bytes() const;
 
   // Updates applied so far (read on the host: a device sync).
   int64_t num_updates() const;
@@ -106,8 +124,13 @@ class Ema {
     std::vector<torch::Tensor> shadow;  // aligned with param_names_
   };
   std::vector<torch::Tensor> tracked(const torch::nn::Module& model) const;
+  // Parameter i's part that this object averages: all of it, or this rank's.
+  torch::Tensor mine(size_t i, const torch::Tensor& t) const {
+    return shards_ ? shards_->local(i, t) : t;
+  }
 
   std::vector<std::string> param_names_;
+  std::vector<std::vector<int64_t>> shape_;  // of each tracked parameter
   std::vector<Average> averages_;
   std::vector<std::string> names_;
   std::vector<torch::Tensor> stored_;
@@ -115,6 +138,8 @@ class Ema {
   double halflife_kimg_ = 0;
   double rampup_ratio_ = 0;
   torch::Tensor num_updates_;  // float64 0-dim on the parameters' device
+  std::shared_ptr<const ParamShards> shards_;  // null unless sharded
+  Communicator* comm_ = nullptr;               // sharded: not owned
 };
 
 }  // namespace scorch

@@ -90,8 +90,9 @@ int64_t Optimizer::step_count(const State& s) const {
 Optimizer::State& Optimizer::moments(size_t i) {
   State& s = state_[i];
   if (!s.exp_avg.defined()) {
-    s.exp_avg = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
-    s.exp_avg_sq = torch::zeros_like(params_[i], torch::MemoryFormat::Preserve);
+    const torch::Tensor p = mine(i, params_[i]);  // sharded: a 1-D part
+    s.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+    s.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
   }
   return s;
 }
@@ -101,24 +102,32 @@ Optimizer::State& Optimizer::moments(size_t i) {
 // step counts on the device, incremented before and taken back after when
 // the step is skipped, as torch.optim does with GradScaler.
 void Optimizer::apply_fused(double lr, const torch::Tensor& skipped) {
-  std::vector<torch::Tensor> p, g, m, v, steps;
+  // Sharded: every stepped parameter counts the step (the checkpoint holds
+  // every count), but the kernel sees only this rank's parts.
+  std::vector<torch::Tensor> p, g, m, v, steps, local_steps;
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!params_[i].grad().defined()) continue;
-    State& s = moments(i);
+    State& s = state_[i];
     if (!s.device_step.defined())
       s.device_step = torch::full({}, static_cast<float>(s.step),
                                   params_[i].options().dtype(torch::kFloat32));
-    p.push_back(params_[i]);
-    g.push_back(params_[i].grad());
+    steps.push_back(s.device_step);
+    s.stepped = true;
+    if (!local(i)) continue;
+    moments(i);
+    p.push_back(mine(i, params_[i]));
+    g.push_back(mine(i, params_[i].grad()));
     m.push_back(s.exp_avg);
     v.push_back(s.exp_avg_sq);
-    steps.push_back(s.device_step);
+    local_steps.push_back(s.device_step);
   }
-  if (p.empty()) return;
+  if (steps.empty()) return;
   torch::_foreach_add_(steps, 1.0);
   const torch::Tensor found = skipped.defined() ? skipped.to(torch::kFloat32) : torch::Tensor();
-  compat::fused_adam_(p, g, m, v, steps, lr, config_.beta1, config_.beta2, config_.weight_decay,
-                      config_.eps, config_.optimizer == OptimizerName::kAdamW, found);
+  if (!p.empty())
+    compat::fused_adam_(p, g, m, v, local_steps, lr, config_.beta1, config_.beta2,
+                        config_.weight_decay, config_.eps, config_.optimizer == OptimizerName::kAdamW,
+                        found);
   if (found.defined()) torch::_foreach_sub_(steps, std::vector<torch::Tensor>(steps.size(), found));
 }
 
@@ -128,22 +137,37 @@ void Optimizer::apply_fused(double lr, const torch::Tensor& skipped) {
 // count (one group unless some parameter missed a gradient).
 void Optimizer::apply(int64_t step, const torch::Tensor& skipped) {
   torch::NoGradGuard no_grad;
-  const double lr = lr_at(step), beta1 = config_.beta1, beta2 = config_.beta2;
-  if (fused_on_device()) return apply_fused(lr, skipped);
-  if (skipped.defined() && read_scalar(skipped) != 0) return;
+  const double lr = lr_at(step);
+  if (fused_on_device()) {
+    apply_fused(lr, skipped);
+  } else {
+    // Every rank reads the same flag: a skipped step changes nothing anywhere,
+    // so there is nothing to gather either.
+    if (skipped.defined() && read_scalar(skipped) != 0) return;
+    apply_foreach(lr);
+  }
+  // Sharded: each rank updated its part; now every rank gets every part.
+  if (shards_) shards_->all_gather(params_, *comm_);
+}
+
+void Optimizer::apply_foreach(double lr) {
+  const double beta1 = config_.beta1, beta2 = config_.beta2;
   const double wd = config_.weight_decay;
   const bool adamw = config_.optimizer == OptimizerName::kAdamW;
   std::map<int64_t, std::vector<size_t>> by_count;  // step count after this step -> parameters
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!params_[i].grad().defined()) continue;
-    State& s = moments(i);
-    by_count[++s.step].push_back(i);
+    const int64_t count = ++state_[i].step;  // sharded: counted for every parameter
+    state_[i].stepped = true;
+    if (!local(i)) continue;
+    moments(i);
+    by_count[count].push_back(i);
   }
   for (const auto& [count, members] : by_count) {
     std::vector<torch::Tensor> p, g, m, v;
     for (size_t i : members) {
-      p.push_back(params_[i]);
-      g.push_back(params_[i].grad());
+      p.push_back(mine(i, params_[i]));
+      g.push_back(mine(i, params_[i].grad()));
       m.push_back(state_[i].exp_avg);
       v.push_back(state_[i].exp_avg_sq);
     }
@@ -170,8 +194,46 @@ void Optimizer::zero_grad() {
   for (auto& p : params_) p.mutable_grad().reset();
 }
 
+void Optimizer::shard(std::shared_ptr<const ParamShards> shards, Communicator* comm) {
+  TORCH_CHECK(shards && comm, "Optimizer::shard needs a split and a communicator");
+  TORCH_CHECK(shards->size() == params_.size(), "Optimizer::shard: the split has ",
+              shards->size(), " tensors, the optimizer ", params_.size());
+  for (const auto& s : state_)
+    TORCH_CHECK(!s.exp_avg.defined() && s.step == 0, "Optimizer::shard after a step");
+  shards_ = std::move(shards);
+  comm_ = comm;
+}
+
+int64_t Optimizer::state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& s : state_)
+    if (s.exp_avg.defined())
+      bytes += (s.exp_avg.numel() + s.exp_avg_sq.numel()) * static_cast<int64_t>(s.exp_avg.element_size());
+  return bytes;
+}
+
 std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
   std::map<std::string, torch::Tensor> out;
+  if (shards_) {
+    // Every rank's parts to rank 0. A parameter is stepped on every rank
+    // alike (the gradients are all-reduced), so step counts agree.
+    std::vector<torch::Tensor> m, v;
+    for (const auto& s : state_) {
+      m.push_back(s.exp_avg);
+      v.push_back(s.exp_avg_sq);
+    }
+    const auto dtype = params_.empty() ? torch::kFloat : params_.front().scalar_type();
+    const auto whole_m = shards_->gather_to_root(m, dtype, *comm_);
+    const auto whole_v = shards_->gather_to_root(v, dtype, *comm_);
+    if (whole_m.empty()) return out;  // not rank 0
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!state_[i].stepped) continue;
+      out[names_[i] + ".exp_avg"] = whole_m[i];
+      out[names_[i] + ".exp_avg_sq"] = whole_v[i];
+      out[names_[i] + ".step"] = torch::tensor(step_count(state_[i]), torch::kInt64);
+    }
+    return out;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const State& s = state_[i];
     if (!s.exp_avg.defined()) continue;
@@ -217,6 +279,15 @@ void Optimizer::load_state_dict(const std::map<std::string, torch::Tensor>& stat
     State& s = state_[i];
     s.step = entries[2].item<int64_t>();
     s.device_step = torch::Tensor();  // rebuilt from s.step by the next fused step
+    s.stepped = true;
+    if (shards_) {  // this rank's part of the whole tensors
+      s.exp_avg = local(i) ? shards_->local_of(i, entries[0]).to(opts, false, /*copy=*/true)
+                           : torch::Tensor();
+      s.exp_avg_sq = local(i) ? shards_->local_of(i, entries[1]).to(opts, false, /*copy=*/true)
+                              : torch::Tensor();
+      used += 3;
+      continue;
+    }
     s.exp_avg = torch::empty_like(p, opts, torch::MemoryFormat::Preserve).copy_(entries[0]);
     s.exp_avg_sq = torch::empty_like(p, opts, torch::MemoryFormat::Preserve).copy_(entries[1]);
     used += 3;

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "core/config.h"  // OptimConfig
+#include "dist/communicator.h"
+#include "dist/param_shards.h"
 
 namespace scorch {
 
@@ -82,6 +84,7 @@ class Optimizer {
                                              double max_norm);
 
   // Adam state per parameter name, for the checkpoint's `optimizer` key:
+  // (sharded: a collective; the whole state on rank 0, empty elsewhere)
   // "<name>.exp_avg", "<name>.exp_avg_sq" (shape and dtype of the
   // parameter) and "<name>.step" (int64 scalar). Parameters that have not
   // been stepped yet have no entries. Tensors are CPU copies.
@@ -92,6 +95,20 @@ class Optimizer {
   // naming the key if an entry names an unknown parameter, has the wrong
   // shape, or a parameter has only some of its three entries.
   void load_state_dict(const std::map<std::string, torch::Tensor>& state);
+
+  // dist.shard_state (ZeRO stage 1): from now on this rank keeps Adam moments
+  // only for its shard of the parameters (`shards`, made over params()), and
+  // apply() updates only that shard, then all-gathers the parameters over
+  // `comm`, so every rank ends the step with every updated parameter. Clipping
+  // still sees the whole (all-reduced) gradient, so the global norm and the
+  // update are the unsharded ones. state_dict() becomes a collective that
+  // returns the whole state on rank 0 (empty elsewhere); load_state_dict()
+  // takes whole state, as saved by any world size, and keeps this rank's part.
+  // REQUIRES: before the first step; `comm` outlives this object.
+  void shard(std::shared_ptr<const ParamShards> shards, Communicator* comm);
+  bool sharded() const { return shards_ != nullptr; }
+  // Bytes of the moment tensors this rank holds now.
+  int64_t state_bytes() const;
 
   // Parameter names in optimisation order.
   const std::vector<std::string>& names() const { return names_; }
@@ -106,8 +123,17 @@ class Optimizer {
     torch::Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
     torch::Tensor device_step;  // fused kernel: the step count, float32 0-dim on the device
+    bool stepped = false;       // has state: a step reached it (even skipped, fused) or a load
   };
-  std::vector<State> state_;  // parallel to params_
+  std::vector<State> state_;  // parallel to params_; sharded: moments of this rank's part only
+  std::shared_ptr<const ParamShards> shards_;  // null unless sharded
+  Communicator* comm_ = nullptr;               // sharded: not owned
+  bool local(size_t i) const { return !shards_ || shards_->local_numel(i) > 0; }
+  // Parameter i (or its gradient), or its part in this rank's shard.
+  torch::Tensor mine(size_t i, const torch::Tensor& t) const {
+    return shards_ ? shards_->local(i, t) : t;
+  }
+  void apply_foreach(double lr);
   bool fused_on_device() const;
   State& moments(size_t i);  // parameter i's state, its moments allocated
   void apply_fused(double lr, const torch::Tensor& skipped);

@@ -94,13 +94,17 @@ std::string phema_output_name(double sigma) { return "phema-" + Ema::format_numb
 void save_phema_snapshots(const std::string& dir, const Ema& ema, const torch::nn::Module& model,
                           int64_t step, int64_t nimg, const std::string& config_yaml) {
   torch::NoGradGuard no_grad;
+  // Whole shadows (CPU copies); with dist.shard_state=optimizer_ema a
+  // collective that leaves them on rank 0 only.
+  const auto shadows = ema.state_dict();
+  if (shadows.empty()) return;
   std::map<std::string, torch::Tensor> raw;
   for (const auto& [name, t] : module_state(model)) raw[name] = t.detach().cpu();
   for (double sigma : ema.phema_std()) {
     const std::string ema_name = Ema::phema_name(sigma);
     CheckpointData data;
     data.model = raw;
-    for (const auto& [name, t] : ema.shadow(ema_name)) {
+    for (const auto& [name, t] : shadows.at(ema_name)) {
       const auto weights = t.detach().cpu();  // one tensor in both maps: stored once
       data.model[name] = weights;
       data.ema[ema_name][name] = weights;

@@ -81,7 +81,9 @@ struct PhemaSnapshotFile {
 std::string phema_snapshot_name(int64_t nimg, double sigma);
 
 // Writes one file per profile of `ema` (Ema::phema_std) into `dir` (created
-// if needed), atomically. Rank 0 calls it. Throws scorch::Error on I/O failure.
+// if needed), atomically. Rank 0 calls it, and every rank when the EMA is
+// sharded (Ema::state_dict gathers; rank 0 writes). Throws scorch::Error on
+// I/O failure.
 void save_phema_snapshots(const std::string& dir, const Ema& ema, const torch::nn::Module& model,
                           int64_t step, int64_t nimg, const std::string& config_yaml);
 

@@ -18,6 +18,7 @@
 #include "dist/communicator.h"
 #include "dist/context.h"
 #include "dist/grad_sync.h"
+#include "dist/param_shards.h"
 #include "eval/features.h"
 #include "eval/reference_stats.h"
 #include "losses/loss.h"
@@ -45,6 +46,10 @@ struct Run {
   ScoreNet net;
   std::unique_ptr<Loss> loss;
   std::shared_ptr<TimestepSampler> timestep_sampler;  // training.timestep_sampler != uniform
+  // dist.shard_state on more than one rank: the split of the trainable
+  // parameters that the optimizer (and with optimizer_ema the EMA) keeps
+  // state for; null otherwise.
+  std::shared_ptr<const ParamShards> shards;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<Ema> ema;
   std::unique_ptr<LossScaler> scaler;
@@ -106,6 +111,7 @@ StepRecord train_step(Run& r, const PreemptionWatch& preemption);
 StepOutcome read_outcome(const StepRecord& record, const torch::Tensor& row);
 
 // Saves a checkpoint of the state at r.step (rank 0 writes; once per step).
+// With sharded state every rank calls it: the shards are gathered on rank 0.
 void save(Run& r);
 
 // training.phema_snapshot_kimg: after a step whose images crossed a multiple

@@ -92,9 +92,13 @@ void save(Run& r) {
   const auto dir = (r.workdir / "checkpoints").string();
   const auto path = checkpoint_path(dir, r.step);
   r.last_checkpoint = path;
-  if (!r.ctx.is_main()) return;  // rank 0 writes; every rank holds the same state
+  // Rank 0 writes; every rank holds the same state, except sharded optimizer
+  // or EMA state, which every rank sends to rank 0 (the file stays whole).
+  if (!r.ctx.is_main() && !r.shards) return;
   const auto t0 = std::chrono::steady_clock::now();
-  save_checkpoint(path, collect_state(r));
+  const CheckpointData data = collect_state(r);
+  if (!r.ctx.is_main()) return;
+  save_checkpoint(path, data);
   prune_checkpoints(dir, r.config.training.keep_checkpoints, r.config.training.keep_every);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log_info("checkpoint ", path, " (", s, " s)");
@@ -110,9 +114,11 @@ void store_phema_snapshots(Run& r) {
   if (kimg <= 0 || r.ema->phema_std().empty()) return;
   const int64_t every = std::max<int64_t>(1, std::llround(kimg * 1000));
   const int64_t before = r.images_seen - r.config.training.batch_size;
-  if (r.images_seen / every == before / every || !r.ctx.is_main()) return;
+  if (r.images_seen / every == before / every) return;
+  if (!r.ctx.is_main() && !r.ema->sharded()) return;  // sharded: every rank sends its part
   const auto dir = (r.workdir / "phema").string();
   save_phema_snapshots(dir, *r.ema, *r.net, r.step, r.images_seen, to_yaml(r.config));
+  if (!r.ctx.is_main()) return;
   log_info("power-function EMA snapshots at step ", r.step, " (", r.images_seen, " images): ",
            r.ema->phema_std().size(), " profile(s) in ", dir);
 }
@@ -288,7 +294,20 @@ void set_up(Run& r) {
   r.timestep_sampler = make_timestep_sampler(c, *r.sde);
   r.loss = make_loss(c, r.sde, r.timestep_sampler);
   r.optimizer = std::make_unique<Optimizer>(r.net->named_parameters(), c.optim);
-  r.ema = std::make_unique<Ema>(*r.net, c.model);
+  // ZeRO stage 1 (dist.shard_state): with one rank there is nothing to split.
+  if (c.dist.shard_state != ShardState::kNone && world > 1) {
+    r.shards = std::make_shared<ParamShards>(
+        r.optimizer->params(), r.ctx.rank, static_cast<int>(world),
+        static_cast<int64_t>(c.dist.bucket_mb * 1024 * 1024));
+    r.optimizer->shard(r.shards, r.comm.get());
+  }
+  if (r.shards && c.dist.shard_state == ShardState::kOptimizerEma)
+    r.ema = std::make_unique<Ema>(*r.net, c.model, r.shards, r.comm.get());
+  else
+    r.ema = std::make_unique<Ema>(*r.net, c.model);
+  if (r.shards)
+    log_info("dist.shard_state=", choice_name(c.dist.shard_state), ": this rank keeps state for ",
+             r.shards->local_total(), " of ", r.shards->numel(), " parameter elements");
   const bool fp16 = c.precision.dtype == PrecisionDtype::kFp16;
   r.scaler = std::make_unique<LossScaler>(c.precision, fp16, r.ctx.device);
   r.autocast = autocast_dtype(c.precision, r.ctx.device);

@@ -18,6 +18,15 @@
 // forward+backward time, for DDPM++ at 256 px and ADM's LSUN-256 config (or
 // --configs); the three settings' steps interleave.
 //   bench_train --checkpointing [--batch B] [--steps S] [--configs ...] [key=value ...]
+// --sharding prints instead, for dist.shard_state none, optimizer and
+// optimizer_ema at 1, 2 and 4 ranks, rank 0's optimizer and EMA state (the
+// bytes of its tensors, exact; the largest shard is rank 0's), the resident
+// memory and heap that state adds, and the time of one clip + Adam + EMA
+// update with its parameter all-gather, for the same two models. The ranks
+// are simulated in one process (a loopback communicator whose all-gather
+// copies rank 0's part W times), so the time has the update's and the
+// gather's memory traffic but no network.
+//   bench_train --sharding [--steps S] [--configs ...] [key=value ...]
 #include <malloc.h>
 #include <torch/version.h>
 
@@ -36,6 +45,8 @@
 #include "core/compat.h"        // defines: compat::gpu_memory, compat::reset_gpu_peak
 #include "core/error.h"         // defines: detail::concat
 #include "core/config.h"        // defines: Config, load_config
+#include "dist/communicator.h"   // defines: Communicator, Work
+#include "dist/param_shards.h"   // defines: ParamShards
 #include "losses/loss.h"        // defines: make_loss
 #include "nn/model_factory.h"   // defines: make_score_net
 #include "nn/patch.h"           // defines: PatchOriginsScope, random_patches
@@ -244,6 +255,105 @@ void checkpointing_table(const std::vector<std::pair<std::string, std::string>>&
   }
 }
 
+// Rank 0 of `world` ranks that all hold what it holds: every collective is
+// local (an all-gather returns `world` copies of this rank's tensor), so the
+// sharded code runs as on rank 0 of a real job, without the network.
+class LoopbackCommunicator : public Communicator {
+ public:
+  explicit LoopbackCommunicator(int world) : world_(world) {}
+  int rank() const override { return 0; }
+  int size() const override { return world_; }
+  const char* name() const override { return "loopback"; }
+  void all_reduce_sum(torch::Tensor& t) override { t.mul_(world_); }
+  std::unique_ptr<Work> all_reduce_sum_async(torch::Tensor& t) override {
+    all_reduce_sum(t);
+    struct Done : Work {
+      void wait() override {}
+    };
+    return std::make_unique<Done>();
+  }
+  void broadcast(torch::Tensor&, int) override {}
+  torch::Tensor all_gather(const torch::Tensor& t) override {
+    return torch::cat(std::vector<torch::Tensor>(static_cast<size_t>(world_), t));
+  }
+  void barrier() override {}
+
+ private:
+  int world_;
+};
+
+// One dist.shard_state setting at one world size, seen from rank 0.
+struct ShardRow {
+  double state_mib = 0;     // optimizer + EMA tensors this rank holds (exact)
+  double resident_mib = 0;  // resident memory they add (VmRSS)
+  double heap_mib = 0;      // heap they add (malloc statistics)
+  double peak_mib = 0;      // resident peak of the updates over the state-free baseline
+  double update_ms = 0;     // clip + Adam + EMA + all-gather, mean over the timed steps
+};
+
+// The model's parameters with gradients (as GradSync leaves them), then the
+// optimizer and EMA of `mode` at `world` ranks, `steps` + 1 updates (the
+// first one allocates the moments and is not timed).
+ShardRow shard_row(const Config& c, int world, ShardState mode, int64_t steps) {
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  auto net = make_score_net(c);
+  for (auto& p : net->parameters())
+    if (p.requires_grad()) p.mutable_grad() = torch::randn_like(p).mul_(1e-3);
+  const double rss0 = reset_peak_rss(), heap0 = heap_mib();
+  ShardRow row;
+  {
+    LoopbackCommunicator comm(world);
+    Optimizer opt(net->named_parameters(), c.optim);
+    std::shared_ptr<const ParamShards> shards;
+    if (mode != ShardState::kNone && world > 1) {
+      shards = std::make_shared<ParamShards>(opt.params(), 0, world,
+                                             static_cast<int64_t>(c.dist.bucket_mb * (1 << 20)));
+      opt.shard(shards, &comm);
+    }
+    auto ema = shards && mode == ShardState::kOptimizerEma
+                   ? std::make_unique<Ema>(*net, c.model, shards, &comm)
+                   : std::make_unique<Ema>(*net, c.model);
+    double seconds = 0;
+    for (int64_t s = 0; s <= steps; ++s) {
+      const auto t0 = Clock::now();
+      opt.clip_gradients_tensor();
+      opt.apply(s);
+      ema->update(*net, c.training.batch_size, s * c.training.batch_size);
+      if (s > 0) seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    row.state_mib = static_cast<double>(opt.state_bytes() + ema->state_bytes()) / (1 << 20);
+    row.resident_mib = status_mib("VmRSS") - rss0;
+    row.heap_mib = heap_mib() - heap0;
+    row.peak_mib = status_mib("VmHWM") - rss0;
+    row.update_ms = 1000 * seconds / static_cast<double>(std::max<int64_t>(steps, 1));
+  }
+  return row;
+}
+
+void sharding_table(const std::vector<std::pair<std::string, std::string>>& models,
+                    const std::vector<std::string>& base, int64_t steps) {
+  std::printf("%-16s %10s %5s %-14s %10s %9s %12s %9s %9s %10s\n", "model", "params", "ranks",
+              "shard_state", "state MiB", "vs none/W", "resident MiB", "heap MiB", "peak MiB",
+              "update ms");
+  for (const auto& [name, path] : models) {
+    const Config c = load_config(path, base);
+    const auto params = count_trainable_parameters(*make_score_net(c));
+    double none_mib = 0;
+    for (int world : {1, 2, 4}) {
+      for (auto mode : {ShardState::kNone, ShardState::kOptimizer, ShardState::kOptimizerEma}) {
+        const auto row = shard_row(c, world, mode, steps);
+        if (world == 1 && mode == ShardState::kNone) none_mib = row.state_mib;
+        std::printf("%-16s %10lld %5d %-14s %10.1f %8.1f%% %12.0f %9.0f %9.0f %10.0f\n",
+                    name.c_str(), static_cast<long long>(params), world, choice_name(mode),
+                    row.state_mib, 100 * row.state_mib / (none_mib / world), row.resident_mib,
+                    row.heap_mib, row.peak_mib, row.update_ms);
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -275,8 +385,12 @@ int main(int argc, char** argv) {
   app.add_flag("--checkpointing", checkpointing,
                "activation memory and step time per model.checkpointing (DDPM++ 256 px, ADM "
                "LSUN-256) instead");
+  bool sharding = false;
+  app.add_flag("--sharding", sharding,
+               "optimizer and EMA state per rank and update time per dist.shard_state at 1, 2 and "
+               "4 ranks (DDPM++ 256 px, ADM LSUN-256) instead");
   CLI11_PARSE(app, argc, argv);
-  if (checkpointing) {
+  if (checkpointing || sharding) {
     const std::string src = SCORCH_SOURCE_DIR;
     std::vector<std::pair<std::string, std::string>> models = {
         {"DDPM++ 256", src + "/configs/vp/cifar10_ddpmpp_continuous.yaml"},
@@ -290,12 +404,18 @@ int main(int argc, char** argv) {
                                      "model.num_res_blocks=2", "model.attn_resolutions=[16]"};
     if (!configs.empty()) base.clear();
     base.insert(base.end(), extra.begin(), extra.end());
-    std::printf("bench_train --checkpointing: %s, LibTorch %s, %d threads, batch %lld, %lld timed "
-                "steps; overrides:", device.str().c_str(), TORCH_VERSION,
+    std::printf("bench_train --%s: %s, LibTorch %s, %d threads, batch %lld, %lld timed "
+                "steps; overrides:", sharding ? "sharding" : "checkpointing", device.str().c_str(), TORCH_VERSION,
                 torch::get_num_threads(), static_cast<long long>(batch),
                 static_cast<long long>(steps));
     for (const auto& o : extra) std::printf(" %s", o.c_str());
     std::printf("\n\n");
+    if (sharding) {
+      sharding_table({models.front()}, base, steps);
+      if (models.size() > 1)
+        sharding_table({models.begin() + 1, models.end()}, extra, steps);
+      return 0;
+    }
     // The DDPM++ layout applies to the first model only.
     checkpointing_table({models.front()}, base, device, batch, steps);
     if (models.size() > 1) {

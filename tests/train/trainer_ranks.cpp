@@ -3,8 +3,8 @@
 // (CTest's DistributedTrain.* on mpi and DistributedTrain.*.gloo): W ranks against one
 // rank with the same global batch, kill -9 of a rank and resume, preemption
 // signals (snapshot, exit 75, resume), resume at another world size, fp16
-// loss scaling with a forced overflow, non-finite steps, and patch-based
-// training's per-sample crops.
+// loss scaling with a forced overflow, non-finite steps, patch-based
+// training's per-sample crops, and dist.shard_state against unsharded runs.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -428,6 +428,184 @@ TEST(DistributedTrain, Fp16LossScalingSkipsOverflowingStepsOnEveryRank) {
   // The 1-rank run skips the same steps and ends at the same parameters.
   EXPECT_EQ(result1["skipped_steps"], skipped);
   EXPECT_LE(max_relative_error(final_checkpoint(one, 20), ckpt), 1e-5);
+}
+
+// --- dist.shard_state (ZeRO stage 1) -------------------------------------------
+
+// The largest relative error ||a - b|| / ||a|| over the optimizer's moments
+// (every exp_avg together, every exp_avg_sq together); step counts must be
+// equal. Both must hold the same keys.
+double optimizer_relative_error(const CheckpointData& a, const CheckpointData& b) {
+  EXPECT_EQ(a.optimizer.size(), b.optimizer.size());
+  double worst = 0;
+  for (const std::string suffix : {".exp_avg", ".exp_avg_sq"}) {
+    double diff = 0, norm = 0;
+    for (const auto& [name, t] : a.optimizer) {
+      if (name.size() < suffix.size() ||
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+        continue;
+      const auto it = b.optimizer.find(name);
+      if (it == b.optimizer.end()) {
+        ADD_FAILURE() << "no " << name;
+        continue;
+      }
+      EXPECT_EQ(t.sizes(), it->second.sizes()) << name;
+      EXPECT_EQ(t.scalar_type(), it->second.scalar_type()) << name;
+      const auto ref = t.to(torch::kDouble);
+      diff += (ref - it->second.to(torch::kDouble)).pow(2).sum().item<double>();
+      norm += ref.pow(2).sum().item<double>();
+    }
+    worst = std::max(worst, std::sqrt(diff / norm));
+  }
+  for (const auto& [name, t] : a.optimizer) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".step") == 0 &&
+        b.optimizer.count(name)) {
+      EXPECT_EQ(t.item<int64_t>(), b.optimizer.at(name).item<int64_t>()) << name;
+    }
+  }
+  return worst;
+}
+
+// The checkpoint format: the same keys, shapes and dtypes everywhere.
+void expect_same_layout(const CheckpointData& a, const CheckpointData& b) {
+  auto same = [](const std::map<std::string, torch::Tensor>& x,
+                 const std::map<std::string, torch::Tensor>& y, const std::string& what) {
+    ASSERT_EQ(x.size(), y.size()) << what;
+    for (const auto& [name, t] : x) {
+      ASSERT_TRUE(y.count(name)) << what << " " << name;
+      EXPECT_EQ(t.sizes(), y.at(name).sizes()) << what << " " << name;
+      EXPECT_EQ(t.strides(), y.at(name).strides()) << what << " " << name;
+      EXPECT_EQ(t.scalar_type(), y.at(name).scalar_type()) << what << " " << name;
+    }
+  };
+  same(a.model, b.model, "model");
+  same(a.optimizer, b.optimizer, "optimizer");
+  ASSERT_EQ(a.ema.size(), b.ema.size());
+  for (const auto& [rate, tensors] : a.ema) {
+    ASSERT_TRUE(b.ema.count(rate)) << rate;
+    same(tensors, b.ema.at(rate), "ema " + rate);
+  }
+  EXPECT_EQ(a.ema_num_updates, b.ema_num_updates);
+  EXPECT_EQ(a.step, b.step);
+  EXPECT_EQ(a.data_cursor, b.data_cursor);
+}
+
+// Global-norm clipping that clips (the toy's gradient norms are far above
+// 0.05), three EMAs (score_sde's warm-up form twice, EDM's half-life with its
+// ramp-up), checkpoints every 50 steps.
+const std::string kShardToy = kToy +
+                              " optim.grad_clip=0.05 model.ema_rate=0.999 "
+                              "model.ema_extra_rates=[0.9] model.ema_halflife_kimg=0.05 "
+                              "training.snapshot_freq=50";
+
+double report_shard_error(const std::string& what, const CheckpointData& a,
+                          const CheckpointData& b) {
+  const double error = std::max(max_relative_error(a, b), optimizer_relative_error(a, b));
+  std::printf("[ sharding ] %s: relative error %.2e%s\n", what.c_str(), error,
+              bitwise_equal(a, b) ? " (bitwise equal)" : "");
+  return error;
+}
+
+TEST(DistributedTrain, ShardedStateTrainsTheUnshardedModel) {
+  // 2 ranks with fp16 loss scaling from a scale that overflows (the first
+  // steps are skipped on every rank); 3 ranks with two micro-batches each.
+  for (const auto& [ranks, extra] : std::vector<std::pair<int, std::string>>{
+           {2, " precision.dtype=fp16 precision.initial_scale=1e40"},
+           {3, " training.grad_accum=2"}}) {
+    const std::string args = " training.n_iters=100 " + kShardToy + extra;
+    TempDir none("dt_shard0");
+    auto r = mpirun_scorch(ranks, "train --json --workdir " + none.str() + args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto reference = final_checkpoint(none, 100);
+    const int64_t skipped = nlohmann::json::parse(r.stdout_only)["skipped_steps"];
+    if (ranks == 2) {
+      EXPECT_GE(skipped, 5);  // the overflowing steps were skipped
+    }
+    for (const std::string mode : {"optimizer", "optimizer_ema"}) {
+      TempDir dir("dt_shard_" + mode);
+      r = mpirun_scorch(ranks, "train --json --workdir " + dir.str() + args +
+                                   " dist.shard_state=" + mode);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      EXPECT_NE(r.output.find("dist.shard_state=" + mode + ": this rank keeps state for"),
+                std::string::npos)
+          << r.output;
+      EXPECT_EQ(nlohmann::json::parse(r.stdout_only)["skipped_steps"], skipped) << mode;
+      for (int64_t step : {50, 100}) {
+        const auto a = final_checkpoint(none, step), b = final_checkpoint(dir, step);
+        expect_same_layout(a, b);
+        EXPECT_LE(report_shard_error(std::to_string(ranks) + " ranks, " + mode + " against none, step " +
+                                         std::to_string(step),
+                                     a, b),
+                  1e-6);
+      }
+    }
+  }
+}
+
+TEST(DistributedTrain, ShardedCheckpointsResumeUnshardedAtAnotherWorldSize) {
+  const std::string args = " " + kShardToy + " training.n_iters=";
+  auto train = [&](int ranks, const TempDir& dir, int64_t steps, const std::string& mode) {
+    auto r = mpirun_scorch(ranks, "train --workdir " + dir.str() + args + std::to_string(steps) +
+                                      " dist.shard_state=" + mode);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.exit_code == 0;
+  };
+  // 3 ranks sharded to step 50, then 2 ranks unsharded to 100; against the
+  // same world sizes unsharded throughout.
+  TempDir ref3("dt_shr_ref3"), sharded3("dt_shr_3");
+  ASSERT_TRUE(train(3, ref3, 50, "none") && train(3, sharded3, 50, "optimizer_ema"));
+  expect_same_layout(final_checkpoint(ref3, 50), final_checkpoint(sharded3, 50));
+  ASSERT_TRUE(train(2, ref3, 100, "none") && train(2, sharded3, 100, "none"));
+  EXPECT_LE(report_shard_error("3 ranks optimizer_ema then 2 unsharded",
+                               final_checkpoint(ref3, 100), final_checkpoint(sharded3, 100)),
+            1e-6);
+  // The reverse: 2 ranks unsharded to 50, then 3 ranks sharded to 100.
+  TempDir ref2("dt_shr_ref2"), sharded2("dt_shr_2");
+  ASSERT_TRUE(train(2, ref2, 50, "none"));
+  fs::copy(ref2.path / "checkpoints", sharded2.path / "checkpoints",
+           fs::copy_options::recursive);
+  ASSERT_TRUE(train(3, ref2, 100, "none") && train(3, sharded2, 100, "optimizer_ema"));
+  const auto a = final_checkpoint(ref2, 100), b = final_checkpoint(sharded2, 100);
+  expect_same_layout(a, b);
+  EXPECT_LE(report_shard_error("2 ranks unsharded then 3 optimizer_ema", a, b), 1e-6);
+  // And one rank resumes the sharded checkpoint of step 100.
+  ASSERT_EQ(run_scorch("train --workdir " + sharded2.str() + args + "110").exit_code, 0);
+  EXPECT_EQ(final_checkpoint(sharded2, 110).step, 110);
+}
+
+TEST(DistributedTrain, ShardedImageModelMatchesUnsharded) {
+  // A DDPM++ on 3 ranks: convolution weights, attention and norms, shards
+  // that end inside tensors. (Channels-last weights split by their memory:
+  // tests/dist/param_shards_test.cpp.)
+  const std::string run =
+      " training.n_iters=10 training.batch_size=6 training.snapshot_sampling=false "
+      "data.dataset=synthetic_images data.num_channels=1 data.image_size=8 model.name=ncsnpp "
+      "model.nf=16 model.ch_mult=[1,2] model.num_res_blocks=1 model.attn_resolutions=[4] "
+      "optim.warmup=0 optim.lr=1e-3 optim.grad_clip=1";
+  TempDir none("dt_shimg0"), sharded("dt_shimg1");
+  auto r = mpirun_scorch(3, "train --workdir " + none.str() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = mpirun_scorch(3, "train --workdir " + sharded.str() + run + " dist.shard_state=optimizer_ema");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto a = final_checkpoint(none, 10), b = final_checkpoint(sharded, 10);
+  expect_same_layout(a, b);
+  EXPECT_LE(report_shard_error("3 ranks, DDPM++, optimizer_ema", a, b), 1e-6);
+}
+
+TEST(DistributedTrain, ShardingOneRankIsANoOpAndBadValuesNameTheKey) {
+  TempDir none("dt_sh1a"), sharded("dt_sh1b");
+  const std::string args = " training.n_iters=20 " + kShardToy;
+  ASSERT_EQ(run_scorch("train --workdir " + none.str() + args).exit_code, 0);
+  auto r = run_scorch("train --workdir " + sharded.str() + args + " dist.shard_state=optimizer_ema");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto a = final_checkpoint(none, 20), b = final_checkpoint(sharded, 20);
+  EXPECT_TRUE(bitwise_equal(a, b));
+  for (const auto& [rate, tensors] : a.ema)
+    for (const auto& [name, t] : tensors) EXPECT_TRUE(torch::equal(t, b.ema.at(rate).at(name)));
+  r = run_scorch("train --workdir " + none.str() + args + " dist.shard_state=zero1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("dist.shard_state"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("none, optimizer, optimizer_ema"), std::string::npos) << r.output;
 }
 
 TEST(DistributedTrain, NonFiniteStepsStopAfterThePatienceNamingStepAndTensors) {

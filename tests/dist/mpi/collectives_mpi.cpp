@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "dist/communicator.h"
 #include "dist/mpi.h"
+#include "dist/param_shards.h"
 
 namespace scorch {
 namespace {
@@ -75,6 +76,64 @@ TEST_F(Mpi, AllGatherInRankOrder) {
   for (int q = 0; q < ctx.world_size; ++q)
     EXPECT_TRUE(torch::equal(all.narrow(0, 2 * q, 2), torch::full({2, 3}, q, torch::kLong)));
   comm->barrier();
+}
+
+// Tensors of 5 + 12 + 24 + 7 + 1 = 49 elements (not a multiple of 2 or 3),
+// one of them channels-last, split with 3-element chunks so that gathers take
+// several rounds and chunks straddle tensors.
+std::vector<torch::Tensor> uneven_tensors() {
+  return {torch::zeros({5}), torch::zeros({3, 4}),
+          torch::zeros({2, 3, 2, 2}).contiguous(torch::MemoryFormat::ChannelsLast),
+          torch::zeros({7}), torch::zeros({1})};
+}
+
+TEST_F(Mpi, ParamShardsGatherEveryRanksPartInPlaceAndOnTheRoot) {
+  const int r = ctx.rank, w = ctx.world_size;
+  auto tensors = uneven_tensors();
+  ParamShards shards(tensors, r, w, /*chunk_bytes=*/12);
+  ASSERT_EQ(shards.numel(), 49);
+  EXPECT_EQ(shards.shard_size(), (49 + w - 1) / w);
+  // Each rank writes 1000 (r + 1) + its global element indices into its part.
+  int64_t offset = 0, mine = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto part = shards.local(i, tensors[i]);
+    EXPECT_EQ(part.numel(), shards.local_numel(i));
+    part.copy_(torch::arange(shards.local_begin(i), shards.local_begin(i) + part.numel()) +
+               offset + 1000 * (r + 1));
+    offset += tensors[i].numel();
+    mine += part.numel();
+  }
+  EXPECT_EQ(mine, shards.local_total());
+  auto all = torch::tensor(mine, torch::kLong).reshape({1});
+  comm->all_reduce_sum(all);
+  EXPECT_EQ(all.item<int64_t>(), 49);  // every element in exactly one shard
+  // Pieces for the root: the same values, as float64 copies.
+  std::vector<torch::Tensor> pieces;
+  for (size_t i = 0; i < tensors.size(); ++i)
+    pieces.push_back(shards.local(i, tensors[i]).to(torch::kDouble));
+  shards.all_gather(tensors, *comm);
+  const int64_t s = shards.shard_size();
+  offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    // In memory order, element e holds e + 1000 (owner + 1).
+    const auto flat = tensors[i].as_strided({tensors[i].numel()}, {1});
+    const auto index = torch::arange(offset, offset + tensors[i].numel(), torch::kFloat);
+    const auto owner = (index / static_cast<double>(s)).floor();
+    EXPECT_TRUE(torch::equal(flat, index + 1000 * (owner + 1))) << "tensor " << i << " rank " << r;
+    offset += tensors[i].numel();
+  }
+  const auto whole = shards.gather_to_root(pieces, torch::kDouble, *comm, 0);
+  if (r != 0) {
+    EXPECT_TRUE(whole.empty());
+    return;
+  }
+  ASSERT_EQ(whole.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(whole[i].sizes(), tensors[i].sizes());
+    EXPECT_EQ(whole[i].strides(), tensors[i].strides());
+    EXPECT_EQ(whole[i].scalar_type(), torch::kDouble);
+    EXPECT_TRUE(torch::equal(whole[i], tensors[i].to(torch::kDouble))) << "tensor " << i;
+  }
 }
 
 // Rank 0 joins 0.3 s late: the others wait past their spin into the sleeping
