@@ -132,11 +132,20 @@ std::unique_ptr<Communicator> make_training_communicator(const Run& r) {
   return make_communicator(r.ctx, d.backend, d.timeout_s);
 }
 
-// Rank 0's parameters and buffers to every rank.
+// Rank 0's parameters and buffers to every rank. Collectives take contiguous
+// tensors: a channels-last weight (model.channels_last) goes as a dense copy.
 void broadcast_state(Run& r) {
   if (r.ctx.world_size == 1) return;
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : module_state(*r.net)) r.comm->broadcast(t, 0);
+  for (auto& [name, t] : module_state(*r.net)) {
+    if (t.is_contiguous()) {
+      r.comm->broadcast(t, 0);
+      continue;
+    }
+    auto dense = t.contiguous();
+    r.comm->broadcast(dense, 0);
+    t.copy_(dense);
+  }
 }
 
 // dist.check_every: every rank must hold bitwise the same parameters.

@@ -209,6 +209,16 @@ TEST(DistributedTrain, ImageModelRanksMatchOneRank) {
       6);
 }
 
+TEST(DistributedTrain, ChannelsLastRanksMatchOneRank) {
+  // NHWC weights and batches (model.channels_last): the start-up broadcast
+  // and the gradient buckets take them as they take NCHW ones.
+  expect_two_ranks_match_one("nhwc",
+                             "data.image_size=8 model.name=ncsnpp model.nf=16 model.ch_mult=[1,2] "
+                             "model.num_res_blocks=1 model.attn_resolutions=[4] "
+                             "model.channels_last=true",
+                             4);
+}
+
 TEST(DistributedTrain, EdmLossesRanksMatchOneRank) {
   // EDM's three preconditionings and losses (their sigma draws are per global
   // sample) on a small DDPM++ / NCSN++ with EDM's label map and label dropout.
