@@ -52,7 +52,7 @@ python3 - "$out" "$steps" <<'EOF'
 import json, sys
 out, steps = sys.argv[1], int(sys.argv[2])
 marks = sorted({m for m in (50, 100, 250, 500, 1000, 2000, 5000, steps) if m <= steps})
-print("| recipe | loss at step " + " / ".join(map(str, marks)) + " | FID | KID x 1e3 | IS | train s |")
+print("| recipe | loss at step " + " / ".join(map(str, marks)) + " | FID | KID | IS | train s |")
 print("|---|---|---|---|---|---|")
 for recipe in ("score_sde", "edm"):
     losses = {}
@@ -67,5 +67,5 @@ for recipe in ("score_sde", "edm"):
     e = json.load(open(f"{out}/{recipe}.eval.json"))
     t = open(f"{out}/{recipe}.train_s").read().strip()
     print(f"| {recipe} | {' / '.join(at(m) for m in marks)} | {e['fid']:.2f} | "
-          f"{1e3 * e['kid']:.2f} | {e['inception_score']:.2f} | {t} |")
+          f"{e['kid']:.2f} | {e['inception_score']:.2f} | {t} |")
 EOF

@@ -383,21 +383,36 @@ TEST(GuidanceTest, GaussianMomentsMatchGuidedEulerMaruyama) {
   }
 }
 
+// Three separated classes N(m_k, s^2 I), m_k at radius 3, s = 0.4, under the
+// VP SDE; class k is component k of the null model's mixture (label 3).
+struct ThreeClasses {
+  std::shared_ptr<Sde> sde = make(SdeKind::kVP);
+  double s = 0.4;
+  torch::Tensor means;  // [3, 2]
+  std::shared_ptr<ClassAnalyticNetImpl> net;
+  ThreeClasses() {
+    const double pi = std::acos(-1.0);
+    std::vector<AnalyticScoreNet> nets;
+    std::vector<torch::Tensor> centers;
+    for (int k = 0; k < 3; ++k) {
+      const double angle = pi / 2 + 2 * pi * k / 3;
+      centers.push_back(torch::tensor({3 * std::cos(angle), 3 * std::sin(angle)}, torch::kFloat));
+      nets.push_back(make_analytic_gaussian(sde, true, centers.back(), s));
+    }
+    means = torch::stack(centers);
+    nets.push_back(make_analytic_mixture(sde, true, means, torch::ones({3}), s));
+    net = std::make_shared<ClassAnalyticNetImpl>(nets);
+  }
+};
+
 // Three separated classes, class k = component k of the null model's mixture:
 // guided samples must land on their class's component for w = 0 and w > 0.
 TEST(GuidanceTest, MixtureSamplesLandOnTheirClass) {
-  auto sde = make(SdeKind::kVP);
-  const double s = 0.4, pi = std::acos(-1.0);
-  std::vector<AnalyticScoreNet> nets;
-  std::vector<torch::Tensor> centers;
-  for (int k = 0; k < 3; ++k) {
-    const double angle = pi / 2 + 2 * pi * k / 3;
-    centers.push_back(torch::tensor({3 * std::cos(angle), 3 * std::sin(angle)}, torch::kFloat));
-    nets.push_back(make_analytic_gaussian(sde, true, centers.back(), s));
-  }
-  const auto means = torch::stack(centers);
-  nets.push_back(make_analytic_mixture(sde, true, means, torch::ones({3}), s));
-  auto net = std::make_shared<ClassAnalyticNetImpl>(nets);
+  const ThreeClasses classes;
+  const auto& sde = classes.sde;
+  const auto& means = classes.means;
+  const auto& net = classes.net;
+  const double s = classes.s;
   const int64_t n = 3000;
   const auto labels = torch::arange(n, torch::kLong) % 3;
   PCOptions o;
@@ -422,18 +437,11 @@ TEST(GuidanceTest, MixtureSamplesLandOnTheirClass) {
 // 20 NFE, DPM-Solver++ 2M and UniPC-2 put unguided and guided samples on
 // their class, and guidance moves them (the same latents: both deterministic).
 TEST(GuidanceTest, MultistepSamplersFollowTheGuidedScore) {
-  auto sde = make(SdeKind::kVP);
-  const double s = 0.4, pi = std::acos(-1.0);
-  std::vector<AnalyticScoreNet> nets;
-  std::vector<torch::Tensor> centers;
-  for (int k = 0; k < 3; ++k) {
-    const double angle = pi / 2 + 2 * pi * k / 3;
-    centers.push_back(torch::tensor({3 * std::cos(angle), 3 * std::sin(angle)}, torch::kFloat));
-    nets.push_back(make_analytic_gaussian(sde, true, centers.back(), s));
-  }
-  const auto means = torch::stack(centers);
-  nets.push_back(make_analytic_mixture(sde, true, means, torch::ones({3}), s));
-  auto net = std::make_shared<ClassAnalyticNetImpl>(nets);
+  const ThreeClasses classes;
+  const auto& sde = classes.sde;
+  const auto& means = classes.means;
+  const auto& net = classes.net;
+  const double s = classes.s;
   const int64_t n = 3000;
   const auto labels = torch::arange(n, torch::kLong) % 3;
   for (const bool unipc : {false, true}) {
