@@ -83,11 +83,9 @@ SampleResult dpm_solver_pp_sample(const Sde& sde, const ScoreFn& score, at::IntA
                                   const DpmSolverOptions& o) {
   const auto sigmas = multistep_sigmas(sde, o.schedule, o.num_steps, o.eps, o.rho);
   const auto z = sample_randn(shape, tensor_options);
-  int64_t nfe = 0;
-  auto r = dpm_solver_pp_from(o.denoiser ? counted(o.denoiser, &nfe)
-                                          : sde_denoiser(sde, score, z.scalar_type(), &nfe),
-                              z, sigmas, o);
-  return {r.x.to(z.scalar_type()), nfe};
+  auto r = dpm_solver_pp_from(
+      o.denoiser ? o.denoiser : sde_denoiser(sde, score, z.scalar_type(), nullptr), z, sigmas, o);
+  return {r.x.to(z.scalar_type()), r.nfe};
 }
 
 }  // namespace scorch

@@ -24,13 +24,6 @@ Denoiser sde_denoiser(const Sde& sde, const ScoreFn& score, torch::ScalarType mo
   };
 }
 
-Denoiser counted(Denoiser denoiser, int64_t* nfe) {
-  return [denoiser = std::move(denoiser), nfe](const torch::Tensor& x_hat, double sigma) {
-    ++*nfe;
-    return denoiser(x_hat, sigma);
-  };
-}
-
 torch::Tensor multistep_sigmas(const Sde& sde, StepSchedule schedule, int64_t num_steps, double eps,
                                double rho) {
   SCORCH_CHECK(num_steps >= 1, "multistep sampler: sampling.num_steps=", num_steps,

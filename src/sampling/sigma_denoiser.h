@@ -38,9 +38,6 @@ using Denoiser = std::function<torch::Tensor(const torch::Tensor& x_hat, double 
 Denoiser sde_denoiser(const Sde& sde, const ScoreFn& score, torch::ScalarType model_dtype,
                       int64_t* nfe);
 
-// `denoiser`, adding one to *nfe per call (nfe must outlive the closure).
-Denoiser counted(Denoiser denoiser, int64_t* nfe);
-
 // The N + 1 noise levels sigma_0 > ... > sigma_{N-1} > sigma_N = 0, float64
 // [N + 1], from sigma_max = sigma(T) to sigma_min = sigma(eps):
 //   karras:  uniform in sigma^(1/rho) (EDM eq. 5, k-diffusion get_sigmas_karras);

@@ -403,6 +403,15 @@ struct ThreeClasses {
     nets.push_back(make_analytic_mixture(sde, true, means, torch::ones({3}), s));
     net = std::make_shared<ClassAnalyticNetImpl>(nets);
   }
+  // The fraction of samples x [N, 2] nearest their class's mean, and their
+  // rms distance per coordinate to it.
+  double on_class(const torch::Tensor& x, const torch::Tensor& labels) const {
+    return (torch::cdist(x, means).argmin(1) == labels).to(torch::kDouble).mean().item<double>();
+  }
+  double spread(const torch::Tensor& x, const torch::Tensor& labels) const {
+    return std::sqrt(
+        ((x - means.index_select(0, labels)).norm(2, 1).pow(2).mean() / 2).item<double>());
+  }
 };
 
 // Three separated classes, class k = component k of the null model's mixture:
@@ -410,7 +419,6 @@ struct ThreeClasses {
 TEST(GuidanceTest, MixtureSamplesLandOnTheirClass) {
   const ThreeClasses classes;
   const auto& sde = classes.sde;
-  const auto& means = classes.means;
   const auto& net = classes.net;
   const double s = classes.s;
   const int64_t n = 3000;
@@ -422,13 +430,11 @@ TEST(GuidanceTest, MixtureSamplesLandOnTheirClass) {
     auto x = pc_sample(*sde, make_guided_score_fn(net, sde, true, labels, 3, w), {n, 2},
                        torch::TensorOptions(), o)
                  .x;
-    const auto nearest = torch::cdist(x, means).argmin(1);
-    const double on_class = (nearest == labels).to(torch::kDouble).mean().item<double>();
-    const auto spread = (x - means.index_select(0, labels)).norm(2, 1).pow(2).mean() / 2;
+    const double on_class = classes.on_class(x, labels);
     std::printf(
         "[ measured ] guidance mixture w=%.0f: fraction on class %.4f, "
         "rms distance per coordinate to the class mean %.4f (data %.2f)\n",
-        w, on_class, std::sqrt(spread.item<double>()), s);
+        w, on_class, classes.spread(x, labels), s);
     EXPECT_GE(on_class, 0.99) << "w=" << w;
   }
 }
@@ -439,7 +445,6 @@ TEST(GuidanceTest, MixtureSamplesLandOnTheirClass) {
 TEST(GuidanceTest, MultistepSamplersFollowTheGuidedScore) {
   const ThreeClasses classes;
   const auto& sde = classes.sde;
-  const auto& means = classes.means;
   const auto& net = classes.net;
   const double s = classes.s;
   const int64_t n = 3000;
@@ -460,10 +465,8 @@ TEST(GuidanceTest, MultistepSamplersFollowTheGuidedScore) {
         x = dpm_solver_pp_sample(*sde, score, {n, 2}, torch::TensorOptions(), o).x;
       }
       x = x.to(torch::kFloat);
-      const auto nearest = torch::cdist(x, means).argmin(1);
-      const double on_class = (nearest == labels).to(torch::kDouble).mean().item<double>();
-      const double spread = std::sqrt(
-          ((x - means.index_select(0, labels)).norm(2, 1).pow(2).mean() / 2).item<double>());
+      const double on_class = classes.on_class(x, labels);
+      const double spread = classes.spread(x, labels);
       std::printf("[ measured ] %s guidance w=%.0f: on class %.4f, rms distance %.4f (data %.2f)\n",
                   unipc ? "unipc-2" : "dpm_solver_pp 2M", w, on_class, spread, s);
       EXPECT_GE(on_class, 0.99) << "w=" << w;
