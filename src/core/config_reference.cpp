@@ -30,7 +30,7 @@ std::string config_reference_markdown() {
   std::ostringstream out;
   out << "# Config reference\n\n"
          "Every key of a Scorch run config: its type, default, allowed values and meaning.\n"
-         "This page is generated from the key table in `src/core/config.cpp` by\n"
+         "This page is generated from the key table in `src/core/config_table.cpp` by\n"
          "`scorch config reference > configs/README.md`; a test fails when the two differ.\n\n"
          "A config is a YAML file of sections (`data:`, `model:`, ...); any key can also be\n"
          "set on the command line as `section.key=value` (`training.batch_size=64`,\n"

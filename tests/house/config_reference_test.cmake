@@ -1,5 +1,5 @@
 # configs/README.md must be exactly what `scorch config reference` prints (the
-# key table in src/core/config.cpp). Regenerate with:
+# key table in src/core/config_table.cpp). Regenerate with:
 #   build/scorch config reference > configs/README.md
 #   cmake -DSCORCH=build/scorch -DEXPECTED=configs/README.md -P config_reference_test.cmake
 execute_process(COMMAND ${SCORCH} config reference OUTPUT_VARIABLE generated RESULT_VARIABLE rc
