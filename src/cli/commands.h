@@ -6,7 +6,8 @@
 #include <functional>
 
 namespace scorch {
-struct PlotOptions;  // monitor/run_plot.h
+struct PlotOptions;      // monitor/run_plot.h
+struct ModelSourceArgs;  // jobs/model_source.h
 }
 
 namespace scorch::cli {
@@ -41,6 +42,11 @@ void add_score_plot_command(CLI::App& app, std::function<int()>& run);
 void add_config_command(CLI::App& app, std::function<int()>& run);
 // scorch classifier --data DIR --out FILE [--test DIR] [--epochs N]
 void add_classifier_command(CLI::App& app, std::function<int()>& run);
+
+// --workdir, --checkpoint, --score-sde-checkpoint, --guided-diffusion-checkpoint,
+// --config, --weights and the positional key.path=value overrides of a command
+// that reads a model (jobs/model_source.h: load_model), filling `args`.
+void add_model_source_options(CLI::App& cmd, ModelSourceArgs& args);
 
 // --gnuplot, --width, --height of the PNG-drawing commands (plot, score-plot).
 void add_png_options(CLI::App& cmd, PlotOptions& plot);

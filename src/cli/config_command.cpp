@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "cli/config_source.h"
+#include "jobs/config_source.h"
 #include "core/error.h"
 
 namespace scorch::cli {

@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_source.h"
+#include "jobs/model_source.h"
 #include "core/atomic_file.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "eval/eval_job.h"
+#include "jobs/eval_job.h"
 
 namespace scorch::cli {
 namespace {

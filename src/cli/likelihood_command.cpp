@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_source.h"
+#include "jobs/model_source.h"
 #include "core/compat.h"
 #include "core/log.h"
-#include "likelihood/dataset_likelihood.h"
+#include "jobs/dataset_likelihood.h"
 
 namespace scorch::cli {
 

@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_source.h"
+#include "jobs/model_source.h"
 #include "core/atomic_file.h"
 #include "core/log.h"
-#include "eval/ood.h"
+#include "jobs/ood.h"
 
 namespace scorch::cli {
 namespace {

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/context.h"
-#include "eval/eval_job.h"
+#include "jobs/eval_job.h"
 #include "nn/score_net.h"
 #include "sde/sde.h"
 #include "train/phema.h"

@@ -1,14 +1,14 @@
 // scorch sample: N samples from a trained model (EMA weights by default) or
 // an analytic score, written as a dataset in the sharded format plus a PNG
-// preview, optionally conditioned (eval/sample_dataset.h). --json reports NFE
+// preview, optionally conditioned (jobs/sample_dataset.h). --json reports NFE
 // and samples/s.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_source.h"
+#include "jobs/model_source.h"
 #include "core/log.h"
-#include "eval/sample_dataset.h"
+#include "jobs/sample_dataset.h"
 
 namespace scorch::cli {
 namespace {

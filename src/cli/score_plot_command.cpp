@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_source.h"
+#include "jobs/model_source.h"
 #include "core/error.h"
-#include "eval/score_field.h"
+#include "jobs/score_field.h"
 
 namespace scorch::cli {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/config_source.h"
+#include "jobs/config_source.h"
 #include "core/log.h"
 #include "train/trainer.h"
 

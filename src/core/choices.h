@@ -2,11 +2,15 @@
 // enums: parsed once when the config is read (core/config.cpp), so the code
 // switches on enums and never compares strings. Each enum's names are one
 // table, indexed by the enumerator's value; the config reference, error
-// messages and `std::ostream << choice` print them.
+// messages, `std::ostream << choice` and JSON (every --json output, log.jsonl)
+// print them: a choice is never written as its number.
 //
 //   SdeKind k = parse_choice<SdeKind>("vpsde", "training.sde");  // throws scorch::Error
 //   choice_name(k) == std::string("vpsde");   log_info("sde ", k);  // "sde vpsde"
+//   nlohmann::json{{"sde", k}}.dump() == R"({"sde":"vpsde"})"
 #pragma once
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstddef>
 #include <ostream>
@@ -137,3 +141,26 @@ std::ostream& operator<<(std::ostream& out, E value) {
 }
 
 }  // namespace scorch
+
+// nlohmann::json writes a choice as its config string (nlohmann's default
+// would write the enumerator's number) and reads the string back; a number,
+// as older files may hold, is read as the enumerator's value.
+template <typename E>
+struct nlohmann::adl_serializer<E, std::enable_if_t<(sizeof(scorch::ChoiceNames<E>::kNames) > 0)>> {
+  template <typename Json>
+  static void to_json(Json& j, E value) {
+    j = scorch::choice_name(value);
+  }
+  template <typename Json>
+  static void from_json(const Json& j, E& value) {
+    if (j.is_number_integer()) {
+      const auto i = j.template get<int64_t>();
+      if (i >= 0 && static_cast<size_t>(i) < scorch::choice_count<E>()) {
+        value = static_cast<E>(i);
+        return;
+      }
+    }
+    value = scorch::parse_choice<E>(j.is_string() ? j.template get<std::string>() : j.dump(),
+                                    "a JSON value");
+  }
+};

@@ -143,7 +143,7 @@ struct SamplingConfig {
   bool noise_removal = true;
   bool probability_flow = false;
   double eps = 0.0;       // 0: 1e-3 (VP, sub-VP) or 1e-5 (VE)
-  int64_t num_steps = 0;  // 0: model.num_scales
+  int64_t num_steps = 0;  // 0: the method's default (sampling_steps)
   int64_t batch_size = 1024;
   OdeMethod ode_method = OdeMethod::kDopri5;
   double rtol = 1e-5;                 // adaptive ODE methods
@@ -254,7 +254,13 @@ std::string config_reference_markdown();
 // Derived values used across the code.
 LossName resolved_loss(const Config& config);  // training.loss, auto resolved (dsm, smld, ddpm)
 double sampling_eps(const Config& config);     // sampling.eps or the SDE default
-int64_t sampling_steps(const Config& config);  // sampling.num_steps or num_scales
+// sampling.num_steps, or when it is 0 the default of sampling.method (one
+// table, in config_validate.cpp; model.num_scales for pc).
+int64_t sampling_steps(const Config& config);
+// The same for another method (PC trajectories and conditional PC sampling).
+int64_t sampling_steps(const Config& config, SamplingMethod method);
+// That table as the config reference prints it: "model.num_scales (pc), 100 (ode), ...".
+std::string sampling_steps_defaults();
 bool is_toy_data(const Config& config);       // a built-in 2-D set (swiss_roll, ...)
 bool is_image_data(const Config& config);      // false for toy sets, hdf5 with mlp or adm dims 1/3
 // preemption.signals as signal numbers ("SIGUSR2" or "USR2", any case);

@@ -295,8 +295,8 @@ const std::vector<Field>& fields() {
     t.d("sampling.eps", &C::sampling, &SamplingConfig::eps,
         "last sampling time; 0 = 1e-3 (VP, sub-VP) or 1e-5 (VE)", 0, 0.5);
     t.i("sampling.num_steps", &C::sampling, &SamplingConfig::num_steps,
-        "sampler steps; 0 = model.num_scales (pc), 100 (fixed-step ode), 35 (edm), 50 (ddim), "
-        "40 (dpm_solver_pp, unipc)", 0);
+        "sampler steps (ode: its fixed-step solvers); 0 = the method's default: " +
+            sampling_steps_defaults(), 0);
     t.i("sampling.batch_size", &C::sampling, &SamplingConfig::batch_size, "samples per batch", 1);
     t.e("sampling.ode_method", &C::sampling, &SamplingConfig::ode_method,
         "ode: euler | midpoint | heun | rk4 | explicit_adams | implicit_adams (fixed steps) | "

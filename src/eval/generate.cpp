@@ -3,22 +3,14 @@
 
 #include <chrono>
 #include <filesystem>
-#include <optional>
 
 #include "core/config.h"
 #include "core/error.h"
-#include "core/image.h"
-#include "core/progress.h"
-#include "core/rng.h"
 #include "core/sample_noise.h"
 #include "data/shard_writer.h"
 #include "data/source.h"
 
 namespace scorch {
-
-namespace {
-constexpr uint64_t kGenerateStream = 0x6E4E;
-}
 
 torch::Tensor to_storage(const Config& c, const torch::Tensor& samples) {
   auto x = samples.detach().to(torch::kCPU, torch::kFloat);
@@ -28,8 +20,6 @@ torch::Tensor to_storage(const Config& c, const torch::Tensor& samples) {
   // up to float rounding (e.g. an inpainted known pixel) at k, not k - 1.
   return (x * 255 + 1e-3).clamp(0, 255).to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
 }
-
-namespace {
 
 ShardWriterOptions sample_writer_options(const Config& c, const std::string& what, bool overwrite) {
   const bool images = is_image_data(c);
@@ -45,8 +35,6 @@ ShardWriterOptions sample_writer_options(const Config& c, const std::string& wha
   w.overwrite = overwrite;
   return w;
 }
-
-}  // namespace
 
 SampleEvalResult sample_and_extract(const Config& c, const IndexedSampler& sampler,
                                     FeatureExtractor& extractor, Communicator& comm,
@@ -92,53 +80,6 @@ SampleEvalResult sample_and_extract(const Config& c, const IndexedSampler& sampl
   if (writer) writer->finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   result.extract_seconds = result.features.seconds - result.sampling_seconds;
-  return result;
-}
-
-GenerateResult generate_dataset(const Config& c, const BatchSampler& sampler,
-                                const GenerateOptions& o) {
-  SCORCH_CHECK(o.num > 0, "--num must be positive, got ", o.num);
-  SCORCH_CHECK(o.batch_size > 0, "the sampling batch size must be positive, got ", o.batch_size);
-  const auto t0 = std::chrono::steady_clock::now();
-  const bool images = is_image_data(c);
-  ShardWriter writer(o.out_dir, sample_writer_options(c, "scorch sample, seed " +
-                                                             std::to_string(o.seed),
-                                                         o.overwrite));  // checks --out first
-
-  GenerateResult result;
-  torch::Tensor preview;
-  std::optional<ProgressBar> bar;
-  if (o.progress) bar.emplace("sampling", o.num);
-  for (int64_t b = 0, done = 0; done < o.num; ++b) {
-    const int64_t n = std::min(o.batch_size, o.num - done);
-    seed_streams(o.seed, kGenerateStream, static_cast<uint64_t>(b));
-    auto s = sampler(n);
-    result.nfe = s.nfe;
-    auto stored = to_storage(c, s.x);
-    writer.add_batch(stored);
-    if (!preview.defined()) preview = images ? stored.narrow(0, 0, std::min<int64_t>(n, 64))
-                                             : stored.narrow(0, 0, std::min<int64_t>(n, 5000));
-    done += n;
-    if (bar) bar->add(n);
-  }
-  if (bar) bar->finish();
-  result.manifest = writer.finish();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  result.samples_per_s = o.num / std::max(result.seconds, 1e-9);
-
-  namespace fs = std::filesystem;
-  result.grid = o.grid;
-  if (result.grid.empty()) {
-    const auto out = fs::path(o.out_dir).lexically_normal();
-    const auto name = out.filename().empty() ? out.parent_path().filename() : out.filename();
-    result.grid = (out.parent_path() / (name.string() + ".png")).string();
-  }
-  if (images)
-    write_png(result.grid, image_grid(stored_to_unit(preview)));
-  else if (c.data.dim == 2)
-    write_png(result.grid, scatter_plot(preview));
-  else
-    result.grid.clear();
   return result;
 }
 

@@ -1,9 +1,10 @@
-// Generating a sample dataset: N samples drawn batch by batch and written in
-// the sharded dataset format (data/shard_writer.h), so every tool that reads a
-// dataset reads them, plus a PNG preview (an image grid, or a scatter plot of
-// 2-D vectors). Images are stored as score_sde stores them for FID:
+// Samples as datasets store them, and generation for evaluation: samples
+// drawn across the ranks of a job with per-sample noise, their features
+// extracted and, optionally, written in the sharded dataset format
+// (data/shard_writer.h). Images are stored as score_sde stores them for FID:
 // uint8 = clip(x * 255 + 1e-3, 0, 255) truncated, after the inverse data
 // scaler (the 1e-3 only keeps values that are k/255 up to rounding at k).
+// `scorch sample`'s datasets are written by jobs/sample_dataset.h.
 #pragma once
 
 #include <torch/torch.h>
@@ -12,36 +13,13 @@
 #include <string>
 
 #include "data/shard_format.h"
+#include "data/shard_writer.h"
 #include "eval/evaluate.h"
 #include "sampling/pc_sampler.h"
 
 namespace scorch {
 
 struct Config;
-
-struct GenerateOptions {
-  int64_t num = 0;         // samples to write
-  int64_t batch_size = 0;  // samples per sampler call
-  uint64_t seed = 0;       // batch b draws from streams seeded by (seed, b)
-  std::string out_dir;     // dataset directory to create
-  bool overwrite = false;
-  bool progress = true;    // progress bar on stderr
-  std::string grid;        // PNG preview path ("" = out_dir + "/../<name>.png")
-};
-
-struct GenerateResult {
-  Manifest manifest;
-  int64_t nfe = 0;            // score evaluations per sample
-  double seconds = 0;         // sampling and writing
-  double samples_per_s = 0;
-  std::string grid;           // the preview written
-};
-
-// Draws `batch` samples in the model's data space: [batch, ...].
-using BatchSampler = std::function<SampleResult(int64_t batch)>;
-
-GenerateResult generate_dataset(const Config& config, const BatchSampler& sampler,
-                                const GenerateOptions& options);
 
 // Generation for evaluation, spread over the ranks of a job: image i is drawn
 // with per-sample noise (core/sample_noise.h) seeded by (seed, i), so the
@@ -74,6 +52,11 @@ using IndexedSampler = std::function<SampleResult(int64_t first, int64_t n)>;
 SampleEvalResult sample_and_extract(const Config& config, const IndexedSampler& sampler,
                                     FeatureExtractor& extractor, Communicator& comm,
                                     const SampleEvalOptions& options);
+
+// The shard writer's options for a dataset of the model's samples (images or
+// vectors of config.data, split "samples"); `what` opens its source line.
+ShardWriterOptions sample_writer_options(const Config& config, const std::string& what,
+                                         bool overwrite);
 
 // Model-space samples -> what the dataset stores: uint8 [N, H, W, C] for
 // images (inverse scaler, clip(x * 255) truncated), float32 [N, D] for vectors.

@@ -12,15 +12,6 @@
 #include "sampling/unipc.h"
 
 namespace scorch {
-namespace {
-
-// sampling.num_steps = 0 for dpm_solver_pp and unipc: at 20, order 2 misses
-// the MMD noise floor of the sub-VP mixture in tests/sampling/sampler_test.cpp
-// (MMD^2 2.8e-3 against 1.5e-3; 1.2e-3 at 40); order 3 reaches it at 20.
-constexpr int64_t kMultistepDefaultSteps = 40;
-
-}  // namespace
-
 std::vector<int64_t> sample_shape(const Config& c) {
   if (is_image_data(c)) return {c.data.num_channels, c.data.image_size, c.data.image_size};
   return {c.data.dim};
@@ -39,14 +30,14 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
       o.method = s.ode_method;
       o.rtol = s.rtol;
       o.atol = s.atol;
-      o.num_steps = s.num_steps > 0 ? s.num_steps : 100;
+      o.num_steps = sampling_steps(c);
       o.eps = sampling_eps(c);
       o.denoise = s.noise_removal;
       return ode_sample(sde, score, shape, tensor_options, o);
     }
     case SamplingMethod::kEdm: {
       EdmOptions o;
-      o.num_steps = s.num_steps > 0 ? s.num_steps : 35;
+      o.num_steps = sampling_steps(c);
       o.rho = s.edm_rho;
       o.eps = sampling_eps(c);
       o.s_churn = s.edm_churn;
@@ -58,7 +49,7 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
     }
     case SamplingMethod::kDdim: {
       DdimOptions o;
-      o.num_steps = s.num_steps > 0 ? s.num_steps : 50;
+      o.num_steps = sampling_steps(c);
       o.eta = s.ddim_eta;
       o.eps = sampling_eps(c);
       o.discrete = !c.training.continuous;
@@ -69,7 +60,7 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
       o.order = s.order;
       o.sde = s.sde_variant == SdeVariant::kSde;
       o.denoiser = denoiser;
-      o.num_steps = s.num_steps > 0 ? s.num_steps : kMultistepDefaultSteps;
+      o.num_steps = sampling_steps(c);
       o.schedule = s.step_schedule;
       o.rho = s.edm_rho;
       o.eps = sampling_eps(c);
@@ -79,7 +70,7 @@ SampleResult sample_from_config(const Config& c, const Sde& sde, const ScoreFn& 
       UniPcOptions o;
       o.order = s.order;
       o.denoiser = denoiser;
-      o.num_steps = s.num_steps > 0 ? s.num_steps : kMultistepDefaultSteps;
+      o.num_steps = sampling_steps(c);
       o.schedule = s.step_schedule;
       o.rho = s.edm_rho;
       o.eps = sampling_eps(c);

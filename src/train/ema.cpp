@@ -238,17 +238,20 @@ void Ema::restore(torch::nn::Module& model) {
   stored_.clear();
 }
 
-std::map<std::string, std::map<std::string, torch::Tensor>> Ema::state_dict() const {
+std::map<std::string, std::map<std::string, torch::Tensor>> Ema::gather_state_dict(
+    Communicator& comm) const {
   std::map<std::string, std::map<std::string, torch::Tensor>> out;
   if (shards_) {  // every rank's parts to rank 0
+    TORCH_CHECK(&comm == comm_, "Ema::gather_state_dict: not the sharding's communicator");
     for (const auto& avg : averages_) {
-      const auto whole = shards_->gather_to_root(avg.shadow, torch::kFloat32, *comm_);
+      const auto whole = shards_->gather_to_root(avg.shadow, torch::kFloat32, comm);
       if (whole.empty()) continue;  // not rank 0
       auto& tensors = out[avg.name];
       for (size_t i = 0; i < param_names_.size(); ++i) tensors[param_names_[i]] = whole[i];
     }
     return out;
   }
+  if (comm.rank() != 0) return out;
   for (const auto& avg : averages_) {
     auto& tensors = out[avg.name];
     for (size_t i = 0; i < param_names_.size(); ++i) {

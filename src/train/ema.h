@@ -37,11 +37,11 @@ class Ema {
   // dist.shard_state=optimizer_ema (ZeRO stage 1): every shadow holds only
   // this rank's part of the parameters (`shards`, made over the trainable
   // parameters in named_parameters order) and update() averages only that
-  // part. copy_to() and state_dict() become collectives over `comm` (every
-  // rank calls them): copy_to all-gathers the averaged parameters into every
-  // rank's model, state_dict returns the whole shadows on rank 0 (empty
-  // elsewhere); load_state_dict takes whole shadows and keeps this rank's
-  // part. `comm` must outlive this object.
+  // part. copy_to() becomes a collective over `comm` (every rank calls it):
+  // it all-gathers the averaged parameters into every rank's model;
+  // gather_state_dict(comm) gathers the whole shadows to rank 0;
+  // load_state_dict takes whole shadows and keeps this rank's part. `comm`
+  // must outlive this object.
   Ema(const torch::nn::Module& model, const ModelConfig& config,
       std::shared_ptr<const ParamShards> shards, Communicator* comm);
 
@@ -91,10 +91,13 @@ class Ema {
   int64_t num_updates() const;
 
   // For the checkpoint's `ema` key: EMA name -> parameter name -> tensor
-  // (CPU copies) and `ema_num_updates`.
-  std::map<std::string, std::map<std::string, torch::Tensor>> state_dict() const;
-  // Restores shadows and the update count. EMAs of this object that `state`
-  // lacks (say, a rate added on resume) are returned by name and restart
+  // (CPU copies) on rank 0 of `comm`, empty on the other ranks. A collective
+  // when sharded: every rank of `comm` (the communicator given at
+  // construction) calls it; unsharded, the other ranks return at once.
+  std::map<std::string, std::map<std::string, torch::Tensor>> gather_state_dict(
+      Communicator& comm) const;
+  // Restores gather_state_dict() output: shadows and the update count. EMAs
+  // of this object that `state` lacks (say, a rate added on resume) are returned by name and restart
   // from `model`'s current weights if given (pass the model after loading
   // its checkpoint weights), else keep their values from construction. EMAs
   // in `state` that are not configured are ignored. Throws scorch::Error

@@ -212,9 +212,10 @@ int64_t Optimizer::state_bytes() const {
   return bytes;
 }
 
-std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
+std::map<std::string, torch::Tensor> Optimizer::gather_state_dict(Communicator& comm) const {
   std::map<std::string, torch::Tensor> out;
   if (shards_) {
+    TORCH_CHECK(&comm == comm_, "Optimizer::gather_state_dict: not the sharding's communicator");
     // Every rank's parts to rank 0. A parameter is stepped on every rank
     // alike (the gradients are all-reduced), so step counts agree.
     std::vector<torch::Tensor> m, v;
@@ -223,8 +224,8 @@ std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
       v.push_back(s.exp_avg_sq);
     }
     const auto dtype = params_.empty() ? torch::kFloat : params_.front().scalar_type();
-    const auto whole_m = shards_->gather_to_root(m, dtype, *comm_);
-    const auto whole_v = shards_->gather_to_root(v, dtype, *comm_);
+    const auto whole_m = shards_->gather_to_root(m, dtype, comm);
+    const auto whole_v = shards_->gather_to_root(v, dtype, comm);
     if (whole_m.empty()) return out;  // not rank 0
     for (size_t i = 0; i < params_.size(); ++i) {
       if (!state_[i].stepped) continue;
@@ -234,6 +235,7 @@ std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
     }
     return out;
   }
+  if (comm.rank() != 0) return out;
   for (size_t i = 0; i < params_.size(); ++i) {
     const State& s = state_[i];
     if (!s.exp_avg.defined()) continue;

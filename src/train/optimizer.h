@@ -5,7 +5,7 @@
 //   Optimizer opt(model->named_parameters(), config.optim);
 //   opt.zero_grad(); loss.backward(); // (+ gradient all-reduce)
 //   double grad_norm = opt.step(step);  // step: value before the increment
-//   checkpoint.optimizer = opt.state_dict();
+//   checkpoint.optimizer = opt.gather_state_dict(comm);   // rank 0
 #pragma once
 
 #include <torch/torch.h>
@@ -83,14 +83,15 @@ class Optimizer {
   static torch::Tensor clip_grad_norm_tensor(const std::vector<torch::Tensor>& params,
                                              double max_norm);
 
-  // Adam state per parameter name, for the checkpoint's `optimizer` key:
-  // (sharded: a collective; the whole state on rank 0, empty elsewhere)
-  // "<name>.exp_avg", "<name>.exp_avg_sq" (shape and dtype of the
+  // Adam state per parameter name, for the checkpoint's `optimizer` key, on
+  // rank 0 of `comm` (empty on the other ranks; sharded, a collective that
+  // every rank of the sharding's communicator calls): "<name>.exp_avg", "<name>.exp_avg_sq" (shape and dtype of the
   // parameter) and "<name>.step" (int64 scalar). Parameters that have not
   // been stepped yet have no entries. Tensors are CPU copies.
-  std::map<std::string, torch::Tensor> state_dict() const;
+  std::map<std::string, torch::Tensor> gather_state_dict(Communicator& comm) const;
 
-  // Restores state_dict() output so that training continues bit-identically.
+  // Restores gather_state_dict() output so that training continues
+  // bit-identically.
   // Entries go to each parameter's device and dtype. Throws scorch::Error
   // naming the key if an entry names an unknown parameter, has the wrong
   // shape, or a parameter has only some of its three entries.
@@ -101,8 +102,8 @@ class Optimizer {
   // apply() updates only that shard, then all-gathers the parameters over
   // `comm`, so every rank ends the step with every updated parameter. Clipping
   // still sees the whole (all-reduced) gradient, so the global norm and the
-  // update are the unsharded ones. state_dict() becomes a collective that
-  // returns the whole state on rank 0 (empty elsewhere); load_state_dict()
+  // update are the unsharded ones. gather_state_dict(comm) becomes a
+  // collective that gathers the whole state to rank 0; load_state_dict()
   // takes whole state, as saved by any world size, and keeps this rank's part.
   // REQUIRES: before the first step; `comm` outlives this object.
   void shard(std::shared_ptr<const ParamShards> shards, Communicator* comm);

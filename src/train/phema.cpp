@@ -92,12 +92,13 @@ std::string phema_snapshot_name(int64_t nimg, double sigma) {
 std::string phema_output_name(double sigma) { return "phema-" + Ema::format_number(sigma) + ".pt"; }
 
 void save_phema_snapshots(const std::string& dir, const Ema& ema, const torch::nn::Module& model,
-                          int64_t step, int64_t nimg, const std::string& config_yaml) {
+                          int64_t step, int64_t nimg, const std::string& config_yaml,
+                          Communicator& comm) {
   torch::NoGradGuard no_grad;
-  // Whole shadows (CPU copies); with dist.shard_state=optimizer_ema a
-  // collective that leaves them on rank 0 only.
-  const auto shadows = ema.state_dict();
-  if (shadows.empty()) return;
+  // Whole shadows (CPU copies) on rank 0; with dist.shard_state=optimizer_ema
+  // a collective.
+  const auto shadows = ema.gather_state_dict(comm);
+  if (comm.rank() != 0) return;
   std::map<std::string, torch::Tensor> raw;
   for (const auto& [name, t] : module_state(model)) raw[name] = t.detach().cpu();
   for (double sigma : ema.phema_std()) {

@@ -3,7 +3,8 @@
 // Sec. 3 and App. C; NVlabs/edm2 training/phema.py, reconstruct_phema.py).
 //
 //   // training (train/ema.h keeps the profiles of model.phema_std as "phema_<std>"):
-//   save_phema_snapshots(workdir + "/phema", ema, *model, step, images_seen, to_yaml(config));
+//   save_phema_snapshots(workdir + "/phema", ema, *model, step, images_seen, to_yaml(config),
+//                        comm);
 //   // afterwards (`scorch phema`):
 //   auto inputs = list_phema_snapshots(workdir + "/phema");
 //   for (auto& out : reconstruct_phema(inputs, {0.08, 0.15}, {}))
@@ -81,11 +82,12 @@ struct PhemaSnapshotFile {
 std::string phema_snapshot_name(int64_t nimg, double sigma);
 
 // Writes one file per profile of `ema` (Ema::phema_std) into `dir` (created
-// if needed), atomically. Rank 0 calls it, and every rank when the EMA is
-// sharded (Ema::state_dict gathers; rank 0 writes). Throws scorch::Error on
-// I/O failure.
+// if needed), atomically, on rank 0 of `comm`. A collective when the EMA is
+// sharded (Ema::gather_state_dict): then every rank calls it; otherwise the
+// other ranks return at once. Throws scorch::Error on I/O failure.
 void save_phema_snapshots(const std::string& dir, const Ema& ema, const torch::nn::Module& model,
-                          int64_t step, int64_t nimg, const std::string& config_yaml);
+                          int64_t step, int64_t nimg, const std::string& config_yaml,
+                          Communicator& comm);
 
 // The snapshot files in `dir` by name, sorted by (nimg, sigma); other files
 // (and *.tmp) are ignored. Empty if `dir` does not exist.

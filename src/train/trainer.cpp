@@ -45,12 +45,21 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The ranks that take part in writing rank 0's files (checkpoints, power-
+// function EMA snapshots): rank 0 writes them, and with dist.shard_state
+// every rank holds part of the optimizer or EMA state, whose gather to rank 0
+// is a collective that all of them join.
+bool joins_save(const Run& r) { return r.ctx.is_main() || r.shards != nullptr; }
+
+// Rank 0's checkpoint. Every rank of joins_save calls it: the gathers of
+// sharded state are collectives; the other ranks' result is incomplete.
 CheckpointData collect_state(const Run& r) {
   CheckpointData c;
+  c.ema = r.ema->gather_state_dict(*r.comm);
+  c.optimizer = r.optimizer->gather_state_dict(*r.comm);
+  if (!r.ctx.is_main()) return c;
   c.model = module_state(*r.net);
-  c.ema = r.ema->state_dict();
   c.ema_num_updates = r.ema->num_updates();
-  c.optimizer = r.optimizer->state_dict();
   c.step = r.step;
   c.images_seen = r.images_seen;
   c.data_cursor = r.data->cursor();
@@ -94,7 +103,7 @@ void save(Run& r) {
   r.last_checkpoint = path;
   // Rank 0 writes; every rank holds the same state, except sharded optimizer
   // or EMA state, which every rank sends to rank 0 (the file stays whole).
-  if (!r.ctx.is_main() && !r.shards) return;
+  if (!joins_save(r)) return;
   const auto t0 = std::chrono::steady_clock::now();
   const CheckpointData data = collect_state(r);
   if (!r.ctx.is_main()) return;
@@ -115,9 +124,9 @@ void store_phema_snapshots(Run& r) {
   const int64_t every = std::max<int64_t>(1, std::llround(kimg * 1000));
   const int64_t before = r.images_seen - r.config.training.batch_size;
   if (r.images_seen / every == before / every) return;
-  if (!r.ctx.is_main() && !r.ema->sharded()) return;  // sharded: every rank sends its part
+  if (!joins_save(r)) return;
   const auto dir = (r.workdir / "phema").string();
-  save_phema_snapshots(dir, *r.ema, *r.net, r.step, r.images_seen, to_yaml(r.config));
+  save_phema_snapshots(dir, *r.ema, *r.net, r.step, r.images_seen, to_yaml(r.config), *r.comm);
   if (!r.ctx.is_main()) return;
   log_info("power-function EMA snapshots at step ", r.step, " (", r.images_seen, " images): ",
            r.ema->phema_std().size(), " profile(s) in ", dir);

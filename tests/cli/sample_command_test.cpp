@@ -28,6 +28,7 @@ TEST(SampleCli, AnalyticMixtureMomentsThroughThePipeline) {
   auto j = nlohmann::json::parse(r.stdout_only);
   EXPECT_EQ(j["num_samples"], 4000);
   EXPECT_EQ(j["nfe"], 300);  // Euler-Maruyama, no corrector: one evaluation per step
+  EXPECT_EQ(j["method"], "pc");  // choices by their config names, never numbers
   EXPECT_GT(j["samples_per_s"].get<double>(), 0);
   EXPECT_TRUE(fs::exists(tmp.path / "s.png"));
   auto x = read_vectors(out).to(torch::kDouble);

@@ -21,6 +21,7 @@
 #include "nn/model_factory.h"
 #include "testing/command.h"   // defines: run_scorch
 #include "testing/detector.h"  // defines: save_detector
+#include "testing/local_comm.h"  // defines: local_comm
 #include "testing/temp_dir.h"  // defines: TempDir
 #include "train/optimizer.h"
 
@@ -111,8 +112,8 @@ TEST(Gpu, FusedAdamMatchesTheMultiTensorAdam) {
       foreach_gpu.apply(s, flag.to(cuda));
       cpu.apply(s, flag);
     }
-    EXPECT_EQ(fused.state_dict().at("p0.step").item<int64_t>(), 8) << kind;
-    EXPECT_EQ(cpu.state_dict().at("p0.step").item<int64_t>(), 8) << kind;
+    EXPECT_EQ(fused.gather_state_dict(local_comm()).at("p0.step").item<int64_t>(), 8) << kind;
+    EXPECT_EQ(cpu.gather_state_dict(local_comm()).at("p0.step").item<int64_t>(), 8) << kind;
     for (size_t i = 0; i < init.size(); ++i) {
       const auto a = fused_params[i].value().detach().cpu();
       const auto b = foreach_params[i].value().detach().cpu();

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "testing/local_comm.h"
 
 namespace scorch {
 namespace {
@@ -148,7 +149,7 @@ TEST(Ema, StateRoundTrip) {
     model.set(n, -n, 2 * n);
     ema.update(model, 8, 8 * (n - 1));
   }
-  const auto state = ema.state_dict();
+  const auto state = ema.gather_state_dict(testing::local_comm());
   ASSERT_EQ(state.size(), 2u);
 
   Toy fresh;
@@ -204,11 +205,11 @@ TEST(Ema, SkippedUpdateChangesNothing) {
   twin.set(4, -1, 0.25);
   ema.update(model, 8, 0, torch::zeros({}, torch::kDouble));
   plain.update(twin, 8, 0);
-  const auto before = ema.state_dict();
+  const auto before = ema.gather_state_dict(testing::local_comm());
   model.set(1e30, -7, 2);  // what a bad step would leave
   ema.update(model, 8, 8, torch::ones({}, torch::kDouble));
   EXPECT_EQ(ema.num_updates(), 1);
-  for (const auto& [name, tensors] : ema.state_dict())
+  for (const auto& [name, tensors] : ema.gather_state_dict(testing::local_comm()))
     for (const auto& [param, t] : tensors)
       EXPECT_TRUE(torch::equal(t, before.at(name).at(param))) << name << " " << param;
   model.set(5, 5, 5);
@@ -216,8 +217,8 @@ TEST(Ema, SkippedUpdateChangesNothing) {
   ema.update(model, 8, 16, torch::zeros({}, torch::kDouble));
   plain.update(twin, 8, 16);
   EXPECT_EQ(ema.num_updates(), plain.num_updates());
-  const auto expected = plain.state_dict();
-  for (const auto& [name, tensors] : ema.state_dict())
+  const auto expected = plain.gather_state_dict(testing::local_comm());
+  for (const auto& [name, tensors] : ema.gather_state_dict(testing::local_comm()))
     for (const auto& [param, t] : tensors)
       EXPECT_TRUE(torch::equal(t, expected.at(name).at(param))) << name << " " << param;
 }

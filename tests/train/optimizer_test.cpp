@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "testing/local_comm.h"
 
 namespace scorch {
 namespace {
@@ -55,7 +56,8 @@ TEST(Optimizer, StepZeroOfWarmupLeavesParametersUnchanged) {
   opt.step(0);
   EXPECT_EQ(w[0].item<float>(), 1.5f);
   EXPECT_EQ(w[1].item<float>(), -2.0f);
-  EXPECT_EQ(opt.state_dict().at("w.step").item<int64_t>(), 1);  // moments still advance
+  // Moments still advance.
+  EXPECT_EQ(opt.gather_state_dict(testing::local_comm()).at("w.step").item<int64_t>(), 1);
 }
 
 TEST(Optimizer, ClipsToGlobalNormLikeClipGradNorm) {
@@ -145,7 +147,7 @@ TEST(Optimizer, StepClipsBeforeAdamAndReturnsPreClipNorm) {
   set_grad(b, {4.0f});
   EXPECT_NEAR(opt.step(0), 5.0, 1e-6);
   // Adam saw the clipped gradient: exp_avg = (1 − β1)·g·coef.
-  const auto state = opt.state_dict();
+  const auto state = opt.gather_state_dict(testing::local_comm());
   EXPECT_NEAR(state.at("a.exp_avg").item<float>(), 0.1 * 3.0 / (5.0 + 1e-6), 1e-7);
 }
 
@@ -176,7 +178,7 @@ TEST(Optimizer, StateRoundTripContinuesBitIdentically) {
       b.mutable_grad() = g.second;
       first.step(s);
     }
-    const auto state = first.state_dict();
+    const auto state = first.gather_state_dict(testing::local_comm());
     ASSERT_EQ(state.size(), 6u);
     EXPECT_EQ(state.at("net.w.step").item<int64_t>(), 4);
 
@@ -230,18 +232,19 @@ TEST(Optimizer, SkippedStepChangesNothing) {
   set_grad(twin, {0.2f, -1.0f});
   opt.apply(1, torch::zeros({}, torch::kDouble));
   plain.apply(1);
-  const auto state = opt.state_dict();
+  const auto state = opt.gather_state_dict(testing::local_comm());
   const auto w1 = w.detach().clone();
   set_grad(w, {NAN, 1.0f});
   opt.apply(2, torch::ones({}, torch::kDouble));
   EXPECT_TRUE(torch::equal(w, w1));
-  for (const auto& [key, t] : opt.state_dict()) EXPECT_TRUE(torch::equal(t, state.at(key))) << key;
+  for (const auto& [key, t] : opt.gather_state_dict(testing::local_comm()))
+    EXPECT_TRUE(torch::equal(t, state.at(key))) << key;
   set_grad(w, {-0.7f, 0.05f});
   set_grad(twin, {-0.7f, 0.05f});
   opt.apply(2, torch::zeros({}, torch::kDouble));
   plain.apply(2);
   EXPECT_TRUE(torch::equal(w, twin));
-  EXPECT_EQ(opt.state_dict().at("w.step").item<int64_t>(), 2);
+  EXPECT_EQ(opt.gather_state_dict(testing::local_comm()).at("w.step").item<int64_t>(), 2);
 }
 
 // optim.schedule=inverse_sqrt is EDM2's learning_rate_schedule (reference

@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "testing/local_comm.h"
 #include "testing/temp_dir.h"  // defines: TempDir
 
 namespace scorch {
@@ -196,7 +197,8 @@ TEST(Phema, SnapshotsAndReconstructionMatchEdm2) {
     model.set(theta(k));
     ema.update(model, 4, 4 * (k - 1));
     if (4 * k % 64 == 0)
-      save_phema_snapshots((dir.path / "phema").string(), ema, model, k, 4 * k, to_yaml(config));
+      save_phema_snapshots((dir.path / "phema").string(), ema, model, k, 4 * k, to_yaml(config),
+                           testing::local_comm());
   }
   // final tracked profiles (PowerFunctionEMA.emas after the last update)
   expect_near(values(ema.shadow("phema_0.05")),

@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -29,6 +31,13 @@ namespace fs = std::filesystem;
 const std::string kToy =
     "training.batch_size=12 training.snapshot_sampling=false training.log_freq=5 "
     "optim.warmup=0 optim.lr=5e-4 preemption.signals=SIGUSR2,SIGTERM";
+
+// The seed of a test's random draws: SCORCH_TEST_SEED if set (to replay a
+// failure), else a fresh one; the test prints it.
+uint32_t test_seed() {
+  if (const char* seed = std::getenv("SCORCH_TEST_SEED")) return std::stoul(seed);
+  return std::random_device{}();
+}
 
 CheckpointData final_checkpoint(const TempDir& dir, int64_t step) {
   return load_checkpoint(checkpoint_path((dir.path / "checkpoints").string(), step));
@@ -316,7 +325,12 @@ TEST(DistributedTrain, KillNineOfOneRankThenResumeEndsWhereAnUninterruptedRunDoe
   Background job(mpirun_scorch_command(2, "train --workdir " + broken.str() + args), broken);
   const auto pids = wait_for_ranks(broken.path, 2);
   ASSERT_EQ(pids.size(), 2u);
-  std::mt19937 gen(std::random_device{}());
+  // A seeded draw, printed, so that a failure can be replayed:
+  // SCORCH_TEST_SEED=<seed> ctest -R KillNineOfOneRank.
+  const uint32_t seed = test_seed();
+  std::cout << "kill delay and victim drawn with seed " << seed
+            << " (replay: SCORCH_TEST_SEED=" << seed << ")" << std::endl;
+  std::mt19937 gen(seed);
   std::this_thread::sleep_for(
       std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(gen)));
   const pid_t victim = pids[std::uniform_int_distribution<size_t>(0, 1)(gen)];
@@ -643,7 +657,13 @@ TEST(DistributedTrain, ParameterAgreementCheckPassesOnHealthyRanks) {
 }
 
 TEST(DistributedTrain, Bf16AutocastTrainsCloseToFloat32) {
-  // The first step's loss is the same draw evaluated in bfloat16 and float32.
+  // The first step is the same draw evaluated in bfloat16 and float32. Its
+  // loss is no test of the precision: NCSN++'s output layer starts at weight
+  // scale 1e-10 (score_sde's init_scale=0), so that loss hardly depends on the
+  // network, and whether the two precisions differ in its last bits depends
+  // on the CPU's kernels. Its gradient does depend on every layer: bf16's
+  // 8-bit mantissa moves its norm by ~1e-3 relative, far above float32's
+  // rounding (~1e-7), on any CPU.
   const std::string args =
       " training.n_iters=3 training.batch_size=4 training.snapshot_sampling=false "
       "training.log_freq=1 data.dataset=synthetic_images data.image_size=8 data.num_channels=1 "
@@ -654,15 +674,19 @@ TEST(DistributedTrain, Bf16AutocastTrainsCloseToFloat32) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = run_scorch("train --workdir " + bf16.str() + args + " precision.dtype=bf16");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  auto first_loss = [](const TempDir& dir) {
+  auto first_step = [](const TempDir& dir) {
     std::istringstream log(read_file(dir.path / "log.jsonl"));
     std::string line;
     std::getline(log, line);
-    return nlohmann::json::parse(line)["loss"].get<double>();
+    return nlohmann::json::parse(line);
   };
-  const double a = first_loss(fp32), b = first_loss(bf16);
-  EXPECT_NE(a, b) << "bf16 autocast changed nothing";
-  EXPECT_NEAR(b, a, 0.02 * a);
+  const auto a = first_step(fp32), b = first_step(bf16);
+  const double grad_a = a["grad_norm"].get<double>(), grad_b = b["grad_norm"].get<double>();
+  EXPECT_GT(std::abs(grad_b - grad_a), 1e-5 * grad_a)
+      << "bf16 autocast changed nothing: gradient norm " << grad_a << " in both";
+  EXPECT_NEAR(grad_b, grad_a, 0.05 * grad_a);
+  const double loss_a = a["loss"].get<double>(), loss_b = b["loss"].get<double>();
+  EXPECT_NEAR(loss_b, loss_a, 0.02 * loss_a);
   for (const auto& [name, t] : final_checkpoint(bf16, 3).model) {
     EXPECT_TRUE(t.scalar_type() != torch::kBFloat16 && t.scalar_type() != torch::kHalf)
         << name << ": weights stay float32 (buffers keep their own dtype)";

@@ -1,5 +1,5 @@
 // OOD scores and AUROC (see ood.h).
-#include "eval/ood.h"
+#include "jobs/ood.h"
 
 #include <algorithm>
 #include <vector>

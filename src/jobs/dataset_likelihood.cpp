@@ -1,5 +1,5 @@
 // Bits/dim of a dataset (see dataset_likelihood.h).
-#include "likelihood/dataset_likelihood.h"
+#include "jobs/dataset_likelihood.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,9 +1,9 @@
 // Config and model for inference commands (see model_source.h).
-#include "cli/model_source.h"
+#include "jobs/model_source.h"
 
 #include <filesystem>
 
-#include "cli/config_source.h"
+#include "jobs/config_source.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/context.h"
@@ -15,7 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/ema.h"
 
-namespace scorch::cli {
+namespace scorch {
 namespace fs = std::filesystem;
 
 namespace {
@@ -173,21 +173,4 @@ LoadedModel load_model(const ModelSourceArgs& a) {
   return out;
 }
 
-void add_model_source_options(CLI::App& cmd, ModelSourceArgs& a) {
-  cmd.add_option("--workdir", a.workdir, "run directory: its newest checkpoint and config");
-  cmd.add_option("--checkpoint", a.checkpoint,
-                 "a checkpoint file instead of --workdir (its saved config is used)");
-  cmd.add_option("--score-sde-checkpoint", a.score_sde_checkpoint,
-                 "import a yang-song/score_sde_pytorch checkpoint.pth (architecture from --config)");
-  cmd.add_option("--guided-diffusion-checkpoint", a.guided_diffusion_checkpoint,
-                 "import an openai/guided-diffusion model .pt (architecture from an adm --config; "
-                 "linear schedule: discrete VP)");
-  cmd.add_option("--config", a.config,
-                 "YAML config (default: the checkpoint's or the workdir's); needed for analytic");
-  cmd.add_option("--weights", a.weights,
-                 "ema (the first EMA rate), model (raw weights) or an EMA name such as 0.999")
-      ->capture_default_str();
-  cmd.add_option("overrides", a.overrides, "config overrides key.path=value");
-}
-
-}  // namespace scorch::cli
+}  // namespace scorch

@@ -9,7 +9,7 @@
 
 #include "core/config.h"
 
-namespace scorch::cli {
+namespace scorch {
 
 Config resolve_config(const std::string& config_path, const std::string& workdir,
                       const std::vector<std::string>& overrides);
@@ -17,4 +17,4 @@ Config resolve_config(const std::string& config_path, const std::string& workdir
 // The embedded default config's YAML text.
 const char* embedded_default_config();
 
-}  // namespace scorch::cli
+}  // namespace scorch

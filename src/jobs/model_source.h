@@ -1,14 +1,18 @@
-// Where inference commands (sample, likelihood) get their config and model:
+// Where the commands that read a model (sample, likelihood, ood, eval,
+// score-plot) get their config and model, as a library call:
 // --checkpoint FILE (its embedded config), or the newest checkpoint of
 // --workdir W (the workdir's config.yaml), or a checkpoint of
 // yang-song/score_sde_pytorch (--score-sde-checkpoint FILE with --config
 // naming its architecture), or an openai/guided-diffusion model file
 // (--guided-diffusion-checkpoint FILE with an adm --config), or, for
 // model.name=analytic, no checkpoint at all
-// (--config). EMA weights by default.
+// (--config). EMA weights by default. The flags themselves are registered by
+// cli/commands.h (add_model_source_options).
+//
+//   ModelSourceArgs a;  a.workdir = "runs/ve";
+//   LoadedModel m = load_model(a);   // m.config, m.sde, m.net (eval mode, on m.device)
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,7 +21,7 @@
 #include "nn/score_net.h"
 #include "sde/sde.h"
 
-namespace scorch::cli {
+namespace scorch {
 
 struct ModelSourceArgs {
   std::string workdir, checkpoint, config;
@@ -39,8 +43,4 @@ struct LoadedModel {
 // Throws scorch::Error naming the flag, file or key at fault.
 LoadedModel load_model(const ModelSourceArgs& args);
 
-// Registers --workdir, --checkpoint, --score-sde-checkpoint, --config, --weights and the positional
-// key.path=value overrides on `cmd`, filling `args`.
-void add_model_source_options(CLI::App& cmd, ModelSourceArgs& args);
-
-}  // namespace scorch::cli
+}  // namespace scorch

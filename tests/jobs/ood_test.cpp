@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/config.h"
-#include "eval/ood.h"
+#include "jobs/ood.h"
 #include "nn/analytic.h"
 
 namespace scorch {

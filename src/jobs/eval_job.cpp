@@ -1,5 +1,5 @@
 // The set-up shared by `scorch stats` and `scorch eval` (see eval_job.h).
-#include "eval/eval_job.h"
+#include "jobs/eval_job.h"
 
 #include <algorithm>
 

@@ -1,14 +1,22 @@
 // Conditional and unconditional sample datasets (see sample_dataset.h): the
-// checks of a request against the model and the conditioning dataset, and the
-// batch sampler handed to generate_dataset.
-#include "eval/sample_dataset.h"
+// checks of a request against the model and the conditioning dataset, the
+// batch sampler, and the loop that draws its batches into a dataset.
+#include "jobs/sample_dataset.h"
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <optional>
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/image.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "data/shard_writer.h"
 #include "data/sharded_dataset.h"
 #include "data/source.h"
+#include "eval/generate.h"
 #include "likelihood/probability_flow.h"
 #include "nn/score_model.h"
 #include "sampling/conditional.h"
@@ -16,6 +24,9 @@
 
 namespace scorch {
 namespace {
+
+// The stream of batch b: seed_streams(seed, kGenerateStream, b).
+constexpr uint64_t kGenerateStream = 0x6E4E;
 
 void check_request(const Config& c, const SampleRequest& q) {
   SCORCH_CHECK(q.guidance == 0 || q.class_label != -2, "--guidance needs --class");
@@ -120,7 +131,8 @@ class RequestSampler {
   SampleResult draw(const ScoreFn& score, int64_t n) const {
     torch::Tensor y;  // the condition, model space, [n, C, h, w]
     if (cond_) y = stored_to_model(cond_->read_range(offset_, n), c_.data.centered).to(device_);
-    const auto pc = pc_options_from_config(c_.sampling, sampling_eps(c_), sampling_steps(c_));
+    const auto pc = pc_options_from_config(c_.sampling, sampling_eps(c_),
+                                           sampling_steps(c_, SamplingMethod::kPc));
     switch (q_.condition) {
       case SampleCondition::kInpaint:
         return pc_inpaint(*sde_, score, y,
@@ -148,6 +160,53 @@ class RequestSampler {
   int64_t offset_ = 0;
 };
 
+// Draws the batches in order and writes them, then the preview.
+GenerateResult write_samples(const Config& c, RequestSampler& sampler, const GenerateOptions& o) {
+  SCORCH_CHECK(o.num > 0, "--num must be positive, got ", o.num);
+  SCORCH_CHECK(o.batch_size > 0, "the sampling batch size must be positive, got ", o.batch_size);
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool images = is_image_data(c);
+  ShardWriter writer(o.out_dir, sample_writer_options(c, "scorch sample, seed " +
+                                                             std::to_string(o.seed),
+                                                         o.overwrite));  // checks --out first
+
+  GenerateResult result;
+  torch::Tensor preview;
+  std::optional<ProgressBar> bar;
+  if (o.progress) bar.emplace("sampling", o.num);
+  for (int64_t b = 0, done = 0; done < o.num; ++b) {
+    const int64_t n = std::min(o.batch_size, o.num - done);
+    seed_streams(o.seed, kGenerateStream, static_cast<uint64_t>(b));
+    auto s = sampler(n);
+    result.nfe = s.nfe;
+    auto stored = to_storage(c, s.x);
+    writer.add_batch(stored);
+    if (!preview.defined()) preview = images ? stored.narrow(0, 0, std::min<int64_t>(n, 64))
+                                             : stored.narrow(0, 0, std::min<int64_t>(n, 5000));
+    done += n;
+    if (bar) bar->add(n);
+  }
+  if (bar) bar->finish();
+  result.manifest = writer.finish();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.samples_per_s = o.num / std::max(result.seconds, 1e-9);
+
+  namespace fs = std::filesystem;
+  result.grid = o.grid;
+  if (result.grid.empty()) {
+    const auto out = fs::path(o.out_dir).lexically_normal();
+    const auto name = out.filename().empty() ? out.parent_path().filename() : out.filename();
+    result.grid = (out.parent_path() / (name.string() + ".png")).string();
+  }
+  if (images)
+    write_png(result.grid, image_grid(stored_to_unit(preview)));
+  else if (c.data.dim == 2)
+    write_png(result.grid, scatter_plot(preview));
+  else
+    result.grid.clear();
+  return result;
+}
+
 }  // namespace
 
 GenerateResult sample_dataset(const Config& config, std::shared_ptr<const Sde> sde, ScoreNet net,
@@ -159,7 +218,7 @@ GenerateResult sample_dataset(const Config& config, std::shared_ptr<const Sde> s
                    std::max<int64_t>(1, o.batch_size / request.interpolation_steps);
   RequestSampler sampler(config, std::move(sde), std::move(net), device, request);
   torch::NoGradGuard no_grad;
-  return generate_dataset(config, [&](int64_t n) { return sampler(n); }, o);
+  return write_samples(config, sampler, o);
 }
 
 }  // namespace scorch

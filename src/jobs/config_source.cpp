@@ -1,12 +1,12 @@
 // Config resolution for commands (see config_source.h).
-#include "cli/config_source.h"
+#include "jobs/config_source.h"
 
 #include <filesystem>
 
-#include "cli/default_config.h"  // generated: kDefaultConfigYaml
+#include "jobs/default_config.h"  // generated from configs/toy/eight_gaussians_vp.yaml: kDefaultConfigYaml
 #include "core/log.h"
 
-namespace scorch::cli {
+namespace scorch {
 
 const char* embedded_default_config() { return kDefaultConfigYaml; }
 
@@ -22,4 +22,4 @@ Config resolve_config(const std::string& config_path, const std::string& workdir
   return parse_config(kDefaultConfigYaml, "embedded default config", overrides);
 }
 
-}  // namespace scorch::cli
+}  // namespace scorch

@@ -1,5 +1,5 @@
 // The score field, data and trajectories of a 2-D model (see score_field.h).
-#include "eval/score_field.h"
+#include "jobs/score_field.h"
 
 #include "core/config.h"
 #include "core/error.h"
@@ -40,7 +40,8 @@ ScoreFieldPlotInput score_field_input(const Config& c, std::shared_ptr<const Sde
     in.panels.push_back({t, grid.cpu(), s.cpu()});
   }
   if (o.trajectories > 0) {
-    const auto pc = pc_options_from_config(c.sampling, sampling_eps(c), sampling_steps(c));
+    const auto pc = pc_options_from_config(c.sampling, sampling_eps(c),
+                                           sampling_steps(c, SamplingMethod::kPc));
     const auto score = make_score_fn(net, sde, c.training.continuous);
     in.trajectories = pc_trajectory(*sde, score, {o.trajectories, 2}, options, pc);
   }
