@@ -1,5 +1,5 @@
 // scorch: the command-line entry point. Parses the command, runs it, and maps
-// errors to the exit codes DESIGN.md pins (0 done, 2 bad input, 75 preempted,
+// errors to the exit codes README.md pins ("Exit codes": 0 done, 2 bad input, 75 preempted,
 // 1 anything else). No other code turns errors into exit codes.
 #include <CLI/CLI.hpp>
 #include <iostream>

@@ -1,9 +1,9 @@
 // Scorch's typed run configuration: one struct per section, read from YAML
 // with `a.b=value` overrides, validated in one place; string choices are
 // enums (core/choices.h). Key names follow
-// yang-song/score_sde's configs where a key exists there (DESIGN.md).
+// yang-song/score_sde's configs where a key exists there (configs/README.md).
 //
-//   Config c = load_config("configs/toy/vp.yaml", {"training.n_iters=500"});
+//   Config c = load_config("configs/toy/eight_gaussians_vp.yaml", {"training.n_iters=500"});
 //   std::cout << to_yaml(c);
 #pragma once
 

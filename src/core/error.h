@@ -1,6 +1,6 @@
 // Scorch's one error type for problems a user can cause (config, data,
 // checkpoint, flags), and the check macros behind it. Only main() turns an
-// error into an exit code (DESIGN.md: 0 done, 2 bad input, 75 preempted, 1 other).
+// error into an exit code (README.md "Exit codes": 0 done, 2 bad input, 75 preempted, 1 other).
 #pragma once
 
 #include <sstream>
@@ -9,7 +9,7 @@
 
 namespace scorch {
 
-// Exit codes pinned by DESIGN.md.
+// Exit codes pinned by README.md ("Exit codes").
 enum ExitCode : int {
   kExitOk = 0,
   kExitFailure = 1,

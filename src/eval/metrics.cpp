@@ -1,6 +1,6 @@
 // FID, IS, KID and improved precision/recall from extracted features; the
-// conventions (ddof, splits, estimator, radii) are those of
-// shared/reference/metrics.md, cited per function in metrics.h.
+// conventions (ddof, splits, estimator, radii) are those of the reference
+// tools, cited per function in metrics.h.
 #include "eval/metrics.h"
 
 #include <algorithm>

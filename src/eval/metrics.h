@@ -4,9 +4,9 @@
 //   IS   Salimans et al. 2016, "Improved techniques for training GANs"
 //   KID  Binkowski et al. 2018, "Demystifying MMD GANs"
 //   P&R  Kynkaanniemi et al. 2019, "Improved precision and recall metric"
-// Definitions, conventions and known answers follow
-// shared/reference/metrics.md (pytorch-fid, torch-fidelity, clean-fid, EDM,
-// StyleGAN, guided-diffusion, tfgan).
+// Definitions, conventions and known answers follow the reference tools
+// (pytorch-fid, torch-fidelity, clean-fid, EDM, StyleGAN, guided-diffusion,
+// tfgan).
 //
 //   FeatureStats real(2048), fake(2048);
 //   for (auto& batch : real_batches) real.update(extract(batch));   // [n, 2048]
@@ -131,8 +131,9 @@ struct InceptionScoreOptions {
 
 // IS = exp(mean_x KL(p(y|x) || p_hat(y))) with p_hat the mean of p(y|x) over
 // the split, natural log, float64; the mean and np.std over the splits.
-// outputs [N, C] (logits: all 1008 Inception outputs without bias, see
-// metrics.md). REQUIRES: N >= splits >= 1.
+// outputs [N, C] (logits: all 1008 Inception outputs without bias, as
+// torch-fidelity, StyleGAN and guided-diffusion take them).
+// REQUIRES: N >= splits >= 1.
 InceptionScore inception_score(const torch::Tensor& outputs,
                                const InceptionScoreOptions& options = {});
 

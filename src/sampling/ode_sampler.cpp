@@ -1,5 +1,5 @@
 // Probability-flow ODE sampling (Song et al. 2021, eq. 13; score_sde_pytorch
-// sampling.py get_ode_sampler). Formulas per ../shared/reference/score-sde.md §3.
+// sampling.py get_ode_sampler).
 #include "sampling/ode_sampler.h"
 
 #include "core/error.h"

@@ -1,7 +1,7 @@
 // Predictor–corrector sampling (Song et al. 2021, Alg. 2-3; score_sde_pytorch
-// sampling.py). Formulas per ../shared/reference/score-sde.md §3, with the
-// reference's crashes fixed: the probability-flow diffusion is a zero tensor,
-// and Langevin correctors use alpha = 1 on sub-VP (no discrete alphas there).
+// sampling.py), with the reference's crashes fixed: the probability-flow
+// diffusion is a zero tensor, and Langevin correctors use alpha = 1 on sub-VP
+// (no discrete alphas there).
 #include "core/device_cache.h"
 #include "sampling/pc_sampler.h"
 

@@ -1,4 +1,4 @@
-// Full training-state checkpoints (DESIGN.md "Workdir"/"Checkpoint files"):
+// Full training-state checkpoints (src/README.md "Workdir layout"/"Checkpoints"):
 // one dict per file in torch.save's zip format, written atomically, readable
 // by Python's torch.load (also with weights_only=True) and by
 // torch::pickle_load; plus retention and "newest complete checkpoint" lookup.
@@ -18,7 +18,7 @@
 //   step, images_seen, data_cursor (ints), config (YAML text), and any extra
 //   top-level keys (loss scaler, RNG state, ...). Tensors are saved on the CPU.
 // Functions here are safe to call from one thread at a time per directory;
-// only rank 0 writes (DESIGN.md).
+// only rank 0 writes (src/README.md "Workdir layout").
 #pragma once
 
 #include <torch/torch.h>

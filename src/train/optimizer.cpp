@@ -1,7 +1,7 @@
 // Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) as LibTorch's
 // torch::optim takes them, in multi-tensor (_foreach_*) kernels, wrapped in
 // score_sde's optimize_fn: lr = lr·min(step/warmup, 1) and clip_grad_norm_
-// (losses.py; reference score-sde.md §2).
+// (losses.py).
 #include "train/optimizer.h"
 
 #include <algorithm>

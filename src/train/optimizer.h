@@ -1,6 +1,6 @@
 // Adam / AdamW with score_sde's optimize_fn around them: linear learning-rate
-// warm-up and global-norm gradient clipping (score_sde losses.py, reference
-// score-sde.md §2), with state that a checkpoint can save and restore exactly.
+// warm-up and global-norm gradient clipping (score_sde losses.py), with state
+// that a checkpoint can save and restore exactly.
 //
 //   Optimizer opt(model->named_parameters(), config.optim);
 //   opt.zero_grad(); loss.backward(); // (+ gradient all-reduce)

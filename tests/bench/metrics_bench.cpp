@@ -4,7 +4,7 @@
 // trace square root. Features are random: real ~ N(0, I), generated ~
 // N(shift, scale^2 I), whose population FID d (shift^2 + (scale - 1)^2) is
 // printed beside the finite-sample value (FID is biased upward at finite N,
-// metrics.md section 6; here mostly by the noise of two 2048-d covariances).
+// as tfgan's docstring warns; here mostly by the noise of two 2048-d covariances).
 // Other processes share the cores: the load average is printed with the table.
 //   bench_metrics [--num N] [--dim D] [--threads T] [--device cpu|cuda]
 #include <torch/torch.h>

@@ -1,6 +1,7 @@
-// FID, IS, KID and precision/recall against the known answers of
-// shared/reference/metrics.md section 7, closed forms, and values of the
-// reference tools' formulas on fixed fixtures (provenance at each constant).
+// FID, IS, KID and precision/recall against the known answers of the
+// reference tools' own tests (pytorch-fid, tfgan, torch-fidelity), closed
+// forms, and values of the reference tools' formulas on fixed fixtures
+// (provenance at each constant).
 #include "eval/metrics.h"
 
 #include <gtest/gtest.h>
@@ -60,7 +61,7 @@ void expect_rel(double actual, double expected, double rel) {
 // ------------------------------------------------------------- FeatureStats
 
 TEST(MetricsFeatureStats, PytorchFidMockImages) {
-  // metrics.md 7.2 (pytorch-fid test_compute_statistics_of_path): images of
+  // pytorch-fid's test_compute_statistics_of_path: images of
   // 0, 127 and 255 whose features are their per-channel means in [0, 1].
   // [derived] mu = 0.4993464052287582, Sigma = 0.250001281558375 (ddof 1).
   const double v = 127.0 / 255.0;
@@ -115,7 +116,7 @@ TEST(MetricsFeatureStats, StreamingAndMergedEqualOneShot) {
 // ------------------------------------------------------------- FID
 
 TEST(MetricsFid, PytorchFid2048) {
-  // metrics.md 7.1 (pytorch-fid test_calculate_fid_given_statistics).
+  // pytorch-fid's test_calculate_fid_given_statistics.
   const int64_t d = 2048;
   const auto eye = torch::eye(d, kF64);
   EXPECT_NEAR(frechet_distance(torch::zeros({d}, kF64), eye, torch::ones({d}, kF64), eye), 2048.0,
@@ -137,7 +138,7 @@ TEST(MetricsFid, MatchesScipySqrtm) {
 }
 
 TEST(MetricsFid, DiagonalCovariancesClosedForm) {
-  // metrics.md 7 [derived]: both diagonal -> |dmu|^2 + sum (sqrt a_i - sqrt b_i)^2.
+  // [derived] both diagonal -> |dmu|^2 + sum (sqrt a_i - sqrt b_i)^2.
   auto gen = compat::cpu_generator(11);
   const int64_t d = 64;
   const auto a = compat::rand({d}, gen, kF64) * 3 + 0.01, b = compat::rand({d}, gen, kF64) * 2;
@@ -148,7 +149,7 @@ TEST(MetricsFid, DiagonalCovariancesClosedForm) {
 }
 
 TEST(MetricsFid, ScaledCovarianceClosedForm) {
-  // metrics.md 7 [derived]: Sigma2 = c^2 Sigma1 -> |dmu|^2 + (1-c)^2 Tr Sigma1,
+  // [derived] Sigma2 = c^2 Sigma1 -> |dmu|^2 + (1-c)^2 Tr Sigma1,
   // with a dense Sigma1 = W W^T / d.
   auto gen = compat::cpu_generator(12);
   const int64_t d = 48;
@@ -175,7 +176,7 @@ TEST(MetricsFid, RankDeficientCovariances) {
   const double ab = a.dot(b).item<double>();
   const double expected = (a.dot(a) + b.dot(b)).item<double>() - 2 * std::abs(ab);
   expect_rel(frechet_distance(mu, torch::outer(a, a), mu, torch::outer(b, b)), expected, 1e-12);
-  // torch-fidelity's NaN trap (metrics.md 7.5): N = 2 samples in d = 256.
+  // torch-fidelity's NaN trap (its test_fid_stats_fn.py): N = 2 samples in d = 256.
   for (int64_t n : {2, 4, 16}) {
     const auto s1 = stats_of(compat::randn({n, d}, gen)), s2 = stats_of(compat::randn({n, d}, gen));
     const double fid = frechet_distance(s1, s2);
@@ -193,7 +194,7 @@ torch::Tensor is_logits() {
 }
 
 TEST(MetricsInceptionScore, TfganOneSplit) {
-  // metrics.md 7.3 (tfgan test_classifier_score_from_logits_value): logits
+  // tfgan's test_classifier_score_from_logits_value: logits
   // [1,2]*500+[4] and [4,5]*500+[6], one split: IS = 1.0008087798617324.
   std::vector<double> rows;
   for (auto [first, last] : {std::pair{1.0, 4.0}, std::pair{4.0, 6.0}}) {
@@ -253,7 +254,7 @@ TEST(MetricsInceptionScore, OneHotSplitSizes) {
 // ------------------------------------------------------------- KID
 
 TEST(MetricsKid, AnalyticTwoPoints) {
-  // metrics.md 7 [derived]: d = 2, X = {(1,0),(0,1)}, Y = {(1,1),(0,0)},
+  // [derived] d = 2, X = {(1,0),(0,1)}, Y = {(1,1),(0,0)},
   // gamma = 1/2 -> MMD^2 = -2.375. Subsets clamp to m = 2: every subset is
   // the whole set, so the std is 0.
   const auto x = torch::tensor({1.0, 0.0, 0.0, 1.0}, kF64).reshape({2, 2});
@@ -350,7 +351,7 @@ TEST(MetricsPrecisionRecall, IdenticalSubsetAndDisjointSets) {
 }
 
 TEST(MetricsPrecisionRecall, TorchFidelityConvention) {
-  // metrics.md 7.6 (torch-fidelity test_prc_convention): torch seed 42, gen
+  // torch-fidelity's test_prc_convention: torch seed 42, gen
   // randn(200,16) 0.1, real randn(200,16) 3 -> P > 0.8, R < 0.3. The
   // guided-diffusion definition in float64 on these tensors gives P 1, R 0.
   auto gen = compat::cpu_generator(42);

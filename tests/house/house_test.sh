@@ -5,7 +5,15 @@
 #     tables and network constructors that follow a reference line by line,
 #     which say so with a `#lizard forgives` comment and the reason;
 #   - includes follow the layer order written in src/README.md (a folder of
-#     src/ includes only itself and the layers below it; data_tools/ only from cli/).
+#     src/ includes only itself and the layers below it; data_tools/ only from cli/);
+#   - every path that a Markdown file or a source comment names exists: link
+#     targets (and their #anchors), paths into the repository's folders, bare
+#     file names (in a Markdown file: of its folder or below it), and nothing
+#     above the repository (tests/house/doc_paths.py has the exact rules);
+#   - CMake links follow includes: a file of src/NAME/ (or data_tools/) that
+#     includes "OTHER/..." is built into a target that links OTHER's library,
+#     directly or through PUBLIC/INTERFACE links, in the top-level
+#     CMakeLists.txt, and every src/ folder has a target (tests/house/cmake_links.py).
 #
 #   tests/house/house_test.sh [LIZARD]     default: .venv/bin/lizard (launch/install_deps.sh)
 set -uo pipefail
@@ -58,8 +66,20 @@ for dir in src/*/; do
   done < <(grep -HE '^#include "[a-z_]+/' "$dir"*.h "$dir"*.cpp 2>/dev/null)
 done
 
+# --- paths named in docs and comments; CMake links --------------------------------
+if command -v python3 >/dev/null; then
+  bad=$(python3 tests/house/doc_paths.py 2>&1) ||
+    fail "paths named in Markdown files or source comments that do not exist (name the file by its path from there, or drop the reference):
+$bad"
+  bad=$(python3 tests/house/cmake_links.py 2>&1) ||
+    fail "CMakeLists.txt does not link what the sources include (add the library to the target's deps):
+$bad"
+else
+  fail "python3 not found: doc paths and CMake links need it (bash launch/install_deps.sh installs it)"
+fi
+
 if [ "$failures" -gt 0 ]; then
   echo "house_test: $failures check(s) failed" >&2
   exit 1
 fi
-echo "PASS: house_test (README $lines lines; function lengths; layer order)"
+echo "PASS: house_test (README $lines lines; function lengths; layer order; doc paths; CMake links)"

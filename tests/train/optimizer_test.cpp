@@ -247,8 +247,9 @@ TEST(Optimizer, SkippedStepChangesNothing) {
   EXPECT_EQ(opt.gather_state_dict(testing::local_comm()).at("w.step").item<int64_t>(), 2);
 }
 
-// optim.schedule=inverse_sqrt is EDM2's learning_rate_schedule (reference
-// edm.md): lr(t) = ref_lr / sqrt(max(t / t_ref, 1)) * min(t / t_rampup, 1)
+// optim.schedule=inverse_sqrt is EDM2's learning_rate_schedule (NVlabs/edm2
+// training/training_loop.py):
+// lr(t) = ref_lr / sqrt(max(t / t_ref, 1)) * min(t / t_rampup, 1)
 // with t in images, t_ref = ref_batches x batch size; in steps of a batch
 // of 512 the same numbers.
 TEST(Optimizer, InverseSqrtScheduleIsEdm2s) {
