@@ -35,20 +35,33 @@ void on_held_signal(int sig) {
 void hold_signals() {
   if (g_holding) return;
   g_held_signal = 0;
+  sigset_t table;
+  sigemptyset(&table);
   for (size_t i = 0; i < std::size(kSignals); ++i) {
     struct sigaction action {};
     action.sa_handler = on_held_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
     sigaction(kSignals[i].number, &action, &g_before_hold[i]);
+    sigaddset(&table, kSignals[i].number);
   }
   g_holding = true;
+  // The launchers start each rank with these signals blocked (env
+  // --block-signal), so that one sent before main() stays pending across exec
+  // instead of ending the process. Now that the handlers are in place, unblock
+  // them: a pending one is delivered to on_held_signal before this returns,
+  // and the process (and what it starts) does not keep them blocked.
+  pthread_sigmask(SIG_UNBLOCK, &table, nullptr);
 }
 
 int release_signals(const std::vector<int>& keep) {
   if (!g_holding) return 0;
-  for (size_t i = 0; i < std::size(kSignals); ++i)
-    sigaction(kSignals[i].number, &g_before_hold[i], nullptr);
+  for (size_t i = 0; i < std::size(kSignals); ++i) {
+    // A signal the caller keeps stays with the hold's handler (see signals.h).
+    const int sig = kSignals[i].number;
+    if (std::find(keep.begin(), keep.end(), sig) == keep.end())
+      sigaction(sig, &g_before_hold[i], nullptr);
+  }
   g_holding = false;
   const int held = g_held_signal;
   g_held_signal = 0;

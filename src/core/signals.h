@@ -12,6 +12,19 @@
 // stops with exit 75 before its first step), and every other command calls
 // release_signals(), which gives each signal its action back and delivers a
 // held one now.
+//
+// Before main() (while the dynamic loader maps LibTorch and static
+// initialisers run, a fraction of a second) no handler can exist. The
+// launchers (launch/mpirun.sh, launch/slurm.sbatch) therefore start each rank
+// with the table's signals blocked (`env --block-signal=USR1,USR2,...`, per
+// rank, because Open MPI unblocks every signal in the processes it forks): a
+// blocked signal stays pending across exec, and hold_signals() unblocks the
+// table's signals once its handlers are in place, so a signal sent before
+// main() is held like one sent just after it. SIGINT and SIGQUIT are in the
+// table too: a Ctrl-C during start-up is held and then, since it is not a
+// preemption signal, raised again when the hold ends, so it still ends the
+// process (only a little later) instead of being lost or counted as a
+// preemption.
 #pragma once
 
 #include <signal.h>
@@ -29,17 +42,23 @@ std::vector<int> parse_signal_list(const std::string& list, const std::string& k
 // "SIGUSR2", ... for the signals of the table, else "signal N".
 std::string signal_name(int sig);
 
-// Every signal of the table only sets a flag until release_signals().
-// Call once, first thing in main(); not thread-safe.
+// Every signal of the table only sets a flag until release_signals(). Then
+// unblocks the table's signals in the calling thread (a launcher may have
+// blocked them before exec): one that was pending is held now. Call once,
+// first thing in main(); not thread-safe.
 void hold_signals();
 
-// Ends the hold (a no-op without one): the signals get back the actions they
-// had before hold_signals(). Of the signals that arrived while held, the first
-// one in `keep` is returned (0 if none) for the caller to act on; any other
-// is raised again, so its original action (usually the end of the process)
-// happens now. Call with the signals in `keep` blocked
-// (BlockedSignals) if the caller installs its own handlers for them, so that
-// none is lost in between.
+// Ends the hold (a no-op without one): the signals not in `keep` get back the
+// actions they had before hold_signals(). Of the signals that arrived while
+// held, the first one in `keep` is returned (0 if none) for the caller to act
+// on; any other is raised again, so its original action (usually the end of
+// the process) happens now. The signals in `keep` keep the hold's handler
+// for the caller to replace with its own, and to restore when it is done: a
+// preemption signal that comes after `scorch train`'s watch has ended (the
+// final checkpoint is written; MPI and LibTorch are shutting down) then only
+// sets the unread flag, and the finished run exits 0 instead of dying of it.
+// Call with the signals in `keep` blocked (BlockedSignals) if the caller
+// installs its own handlers for them, so that none is lost in between.
 int release_signals(const std::vector<int>& keep = {});
 
 // Blocks `signals` in this thread for its lifetime (pthread_sigmask); a

@@ -41,6 +41,8 @@ check "mpirun.sh: extra mpirun argument" contains "$line" "--tag-output"
 check "mpirun.sh: targets file in SCORCH_PROM_TARGETS_DIR" contains "$line" "monitor.targets_file=$tmp/targets/scorch-"
 check "mpirun.sh: monitoring enabled with a targets dir" contains "$line" "monitor.enabled=true"
 check "mpirun.sh: scorch train and its arguments last" contains "$line" "$bin train --workdir $tmp/w training.n_iters=5"
+check "mpirun.sh: each rank starts with the held signals blocked" \
+  contains "$line" "env --block-signal=USR1\\,USR2\\,TERM\\,INT\\,HUP\\,QUIT\\,XCPU $bin train"
 if [ "$(id -u)" = 0 ]; then
   check "mpirun.sh: --allow-run-as-root as root" contains "$line" "--allow-run-as-root"
 fi
