@@ -189,6 +189,29 @@ TEST(Config, SamplingDefaultsDependOnSde) {
   EXPECT_EQ(sampling_steps(parse_config("", "x", {"model.num_scales=77"})), 77);
 }
 
+// sampling.num_steps=0 takes each method's default from one table, which the
+// config reference prints; an explicit value wins for every method.
+TEST(Config, SamplingStepsDefaultPerMethodFromOneTable) {
+  const std::string doc = sampling_steps_defaults();
+  for (const auto& method : choice_names<SamplingMethod>()) {
+    const Config c = parse_config("", "x", {"sampling.method=" + method, "model.num_scales=77"});
+    const int64_t steps = sampling_steps(c);
+    const std::string shown = method == "pc" ? "model.num_scales" : std::to_string(steps);
+    EXPECT_NE(doc.find(shown + " (" + method + ")"), std::string::npos) << doc;
+    if (method == "pc") {
+      EXPECT_EQ(steps, 77);
+    } else {
+      EXPECT_GT(steps, 0);
+    }
+    EXPECT_EQ(sampling_steps(parse_config("", "x", {"sampling.method=" + method,
+                                                    "sampling.num_steps=9"})),
+              9);
+    // PC trajectories of any model take PC's count.
+    EXPECT_EQ(sampling_steps(c, SamplingMethod::kPc), 77);
+  }
+  EXPECT_NE(config_reference_markdown().find(doc), std::string::npos);
+}
+
 TEST(Config, EveryNumberIsCheckedAgainstTheRangeItsUseNeeds) {
   // Values a fuzzer tries: beyond float32 (a tensor value would overflow),
   // beyond int64, not finite. Each must be refused naming its key.
