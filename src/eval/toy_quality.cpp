@@ -11,6 +11,7 @@ namespace scorch {
 namespace {
 constexpr uint64_t kHeldOutStream = 0x4E1D;
 constexpr int64_t kProjections = 256;
+constexpr uint64_t kFloorStream = 1000;  // floor draw k > 0: stream kFloorStream + k
 }  // namespace
 
 torch::Tensor toy_held_out(const Config& config, int64_t n) {
@@ -40,8 +41,17 @@ ToyQuality toy_quality(const Config& config, const torch::Tensor& samples) {
   };
   q.swd = sliced_wasserstein(samples.to(torch::kCPU, torch::kDouble), held_out.to(torch::kDouble),
                              kProjections, proj(0));
-  q.swd_floor = sliced_wasserstein(second.to(torch::kDouble), held_out.to(torch::kDouble),
-                                   kProjections, proj(0));
+  // Draw 1 (`second`, which also gives the baseline's moments), then draws
+  // kFloorStream + 1, ...: the first is the floor of earlier versions.
+  double floor_sum = sliced_wasserstein(second.to(torch::kDouble), held_out.to(torch::kDouble),
+                                        kProjections, proj(0));
+  for (int64_t k = 1; k < kToyFloorDraws; ++k) {
+    auto draw = sample_toy2d(
+        kind, n, compat::cpu_generator(derive_seed(config.seed, kHeldOutStream, kFloorStream + k)));
+    floor_sum += sliced_wasserstein(draw.to(torch::kDouble), held_out.to(torch::kDouble),
+                                    kProjections, proj(0));
+  }
+  q.swd_floor = floor_sum / kToyFloorDraws;
   q.swd_gaussian = sliced_wasserstein(gauss, held_out.to(torch::kDouble), kProjections, proj(0));
   return q;
 }

@@ -6,8 +6,9 @@
 # half-life EMA), then sampled alike (EDM's Heun, 18 steps = 35 NFE) and scored
 # with the built-in extractor (`scorch classifier`). Prints a Markdown table:
 # the loss by step (each recipe's own objective) and FID / KID / IS of each
-# recipe's EMA samples against the training set's statistics. The two runs
-# train at once, one LibTorch thread each.
+# recipe's EMA samples against the training set's statistics, precision and
+# recall: the table of tests/README.md. The two runs train at once, one
+# LibTorch thread each.
 #   tests/bench/fashion_mnist_recipes.sh [STEPS]      (defaults: 2000 steps)
 # Environment: SCORCH (build/scorch), OUT (a scratch folder), NUM (samples, 1000),
 # OVERRIDES (config overrides for both runs).
@@ -32,6 +33,7 @@ sampler="sampling.method=edm sampling.num_steps=18 sampling.edm_rho=7 sampling.b
 # The two recipes train side by side, one LibTorch thread each.
 run_recipe() {
   local recipe=$1 w="$out/$1" start
+  rm -rf "$w"  # a finished workdir would return at once
   start=$(date +%s)
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=1 "$scorch" train --config "${config[$recipe]}" --workdir "$w" data.path="$out/train" \
@@ -52,8 +54,10 @@ python3 - "$out" "$steps" <<'EOF'
 import json, sys
 out, steps = sys.argv[1], int(sys.argv[2])
 marks = sorted({m for m in (50, 100, 250, 500, 1000, 2000, 5000, steps) if m <= steps})
-print("| recipe | loss at step " + " / ".join(map(str, marks)) + " | FID | KID | IS | train s |")
-print("|---|---|---|---|---|---|")
+print("| recipe | loss at step " + " / ".join(map(str, marks)) +
+      " | FID | KID | IS | precision / recall | train s |")
+print("|---|---|---|---|---|---|---|")
+labels = {"score_sde": "score_sde (VP, DSM)", "edm": "EDM (precond + loss)"}
 for recipe in ("score_sde", "edm"):
     losses = {}
     with open(f"{out}/{recipe}/log.jsonl") as f:
@@ -66,6 +70,7 @@ for recipe in ("score_sde", "edm"):
         return f"{losses[k]:.4g}"
     e = json.load(open(f"{out}/{recipe}.eval.json"))
     t = open(f"{out}/{recipe}.train_s").read().strip()
-    print(f"| {recipe} | {' / '.join(at(m) for m in marks)} | {e['fid']:.2f} | "
-          f"{e['kid']:.2f} | {e['inception_score']:.2f} | {t} |")
+    print(f"| {labels[recipe]} | {' / '.join(at(m) for m in marks)} | {e['fid']:.4g} | "
+          f"{e['kid']:.4g} | {e['inception_score']:.3g} | {e['precision']:.3f} / "
+          f"{e['recall']:.3f} | {t} |")
 EOF

@@ -6,8 +6,10 @@
 // score_sde's DDPM++ CIFAR-10 network (vp/cifar10_ddpmpp_continuous). Prints
 // per step: top-level ATen operator calls (LibTorch's RecordFunction: what a
 // GPU launches as separate kernels, roughly; nested calls of a CPU fallback
-// are not counted), all operator calls, host reads (.item()), and the mean
-// time of the update on this machine.
+// are not counted), all operator calls, host reads (.item()), counted over
+// the update and its zero-grad, and the mean time of the update (unscale,
+// clip, Adam, EMA) on this machine: the zero-grad and the making of the
+// next gradients are outside the clock on both sides.
 //   bench_step [--config FILE] [--steps N] [key=value ...]
 #include <ATen/record_function.h>
 
@@ -48,17 +50,23 @@ struct Counts {
   double top = 0, all = 0, items = 0;
 };
 
-// Runs `update` once per step with fresh gradients (made outside the count
-// and the clock); returns the counts of one step and the mean seconds.
-template <typename Fill, typename Update>
-std::pair<Counts, double> measure(int steps, Fill fill, Update update) {
+// Runs `update` once per step with fresh gradients, then `clear` (the
+// zero-grad: in place per tensor, set to none multi-tensor). The counts are
+// one step's update and clear; the clock times `update` alone, so both sides
+// time the same work: `clear` and `fill` (which copies the next gradients
+// into the zeroed ones, or clones them where they were set to none) run
+// outside it on both. Returns the counts and the mean seconds.
+template <typename Fill, typename Update, typename Clear>
+std::pair<Counts, double> measure(int steps, Fill fill, Update update, Clear clear) {
   fill();
   update(0);  // state allocation and first-touch, outside the figures
+  clear();
   fill();
   top_level = all_calls = item_calls = 0;
   auto handle = at::addThreadLocalCallback(
       at::RecordFunctionCallback(on_enter, on_exit).scopes({at::RecordScope::FUNCTION}));
   update(1);
+  clear();
   at::removeCallback(handle);
   Counts c{static_cast<double>(top_level), static_cast<double>(all_calls),
            static_cast<double>(item_calls / 2)};  // item runs _local_scalar_dense inside
@@ -68,6 +76,7 @@ std::pair<Counts, double> measure(int steps, Fill fill, Update update) {
     const auto t0 = Clock::now();
     update(s);
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    clear();
   }
   return {c, seconds / steps};
 }
@@ -114,24 +123,28 @@ int main(int argc, char** argv) {
         pc.initial_scale = scale;
         LossScaler scaler(pc, scale != 1.0);
         const int64_t chunk = variant == 2 ? 0 : chunk_elements(torch::kCPU);
-        r = measure(steps, fill, [&](int64_t s) {
-          ChunkElementsScope cut(chunk);
-          scaler.unscale(optimizer.params());
-          const double norm = optimizer.clip_gradients();
-          scaler.update(std::isfinite(norm));
-          optimizer.apply(s);
-          ema.update(*net, 128, s * 128);
-          optimizer.zero_grad();
-        });
+        r = measure(
+            steps, fill,
+            [&](int64_t s) {
+              ChunkElementsScope cut(chunk);
+              scaler.unscale(optimizer.params());
+              const double norm = optimizer.clip_gradients();
+              scaler.update(std::isfinite(norm));
+              optimizer.apply(s);
+              ema.update(*net, 128, s * 128);
+            },
+            [&] { optimizer.zero_grad(); });
       } else {
         testing::PerTensorStep step(net->named_parameters(), c.optim, c.model.ema_rate);
-        r = measure(steps, fill, [&](int64_t s) {
-          step.unscale(scale);
-          step.clip();
-          step.adam(s);
-          step.ema();
-          step.zero_grad();
-        });
+        r = measure(
+            steps, fill,
+            [&](int64_t s) {
+              step.unscale(scale);
+              step.clip();
+              step.adam(s);
+              step.ema();
+            },
+            [&] { step.zero_grad(); });
       }
       std::printf("%-8s %-6g %10zu %12.0f %10.0f %9.0f %12.1f   %s\n", "DDPM++", scale, params.size(),
                   r.first.top, r.first.all, r.first.items, 1000 * r.second,

@@ -11,13 +11,15 @@
 // trains on one random crop per image and samples whole images, e.g.
 //   bench_train --configs configs/fashion_mnist/adm.yaml,configs/fashion_mnist/patch16.yaml
 //   bench_train [--batch B] [--steps S] [--pc-steps N] [--precisions fp32,bf16,fp16]
-//               [--configs a.yaml,b.yaml] [key=value ...]
+//               [--configs a.yaml,b.yaml] [--threads T] [key=value ...]
+// --threads sets LibTorch's intra-op threads (0, the default: LibTorch's own
+// choice); every table's first line prints the count it ran with.
 // --checkpointing prints instead, for model.checkpointing none, attention and
 // blocks, the activation memory (heap bytes the autograd graph holds after
 // forward), the resident memory a step adds at its peak (VmHWM) and the
 // forward+backward time, for DDPM++ at 256 px and ADM's LSUN-256 config (or
 // --configs); the three settings' steps interleave.
-//   bench_train --checkpointing [--batch B] [--steps S] [--configs ...] [key=value ...]
+//   bench_train --checkpointing [--batch B] [--steps S] [--configs ...] [--threads T] [key=value ...]
 // --sharding prints instead, for dist.shard_state none, optimizer and
 // optimizer_ema at 1, 2 and 4 ranks, rank 0's optimizer and EMA state (the
 // bytes of its tensors, exact; the largest shard is rank 0's), the resident
@@ -26,7 +28,7 @@
 // are simulated in one process (a loopback communicator whose all-gather
 // copies rank 0's part W times), so the time has the update's and the
 // gather's memory traffic but no network.
-//   bench_train --sharding [--steps S] [--configs ...] [key=value ...]
+//   bench_train --sharding [--steps S] [--configs ...] [--threads T] [key=value ...]
 #include <malloc.h>
 #include <torch/version.h>
 
@@ -389,7 +391,11 @@ int main(int argc, char** argv) {
   app.add_flag("--sharding", sharding,
                "optimizer and EMA state per rank and update time per dist.shard_state at 1, 2 and "
                "4 ranks (DDPM++ 256 px, ADM LSUN-256) instead");
+  int threads = 0;
+  app.add_option("--threads", threads, "LibTorch intra-op threads (0: LibTorch's default)")
+      ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
+  if (threads > 0) torch::set_num_threads(threads);
   if (checkpointing || sharding) {
     const std::string src = SCORCH_SOURCE_DIR;
     std::vector<std::pair<std::string, std::string>> models = {

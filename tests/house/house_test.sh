@@ -13,7 +13,12 @@
 #   - CMake links follow includes: a file of src/NAME/ (or data_tools/) that
 #     includes "OTHER/..." is built into a target that links OTHER's library,
 #     directly or through PUBLIC/INTERFACE links, in the top-level
-#     CMakeLists.txt, and every src/ folder has a target (tests/house/cmake_links.py).
+#     CMakeLists.txt, and every src/ folder has a target (tests/house/cmake_links.py);
+#   - every command that a table of tests/README.md names as its reproduction
+#     exists: a bench binary is a target of tests/CMakeLists.txt and each flag
+#     it passes is one the bench's source registers, scorch's subcommands and
+#     flags are src/cli/'s, scripts and configs exist, and tests/bench/refresh.sh
+#     lists the table with the same commands (tests/house/bench_commands.py).
 #
 #   tests/house/house_test.sh [LIZARD]     default: .venv/bin/lizard (launch/install_deps.sh)
 set -uo pipefail
@@ -74,12 +79,15 @@ $bad"
   bad=$(python3 tests/house/cmake_links.py 2>&1) ||
     fail "CMakeLists.txt does not link what the sources include (add the library to the target's deps):
 $bad"
+  bad=$(python3 tests/house/bench_commands.py 2>&1) ||
+    fail "a table of tests/README.md names a command that does not exist or that tests/bench/refresh.sh does not run (fix the command in both):
+$bad"
 else
-  fail "python3 not found: doc paths and CMake links need it (bash launch/install_deps.sh installs it)"
+  fail "python3 not found: doc paths, CMake links and bench commands need it (bash launch/install_deps.sh installs it)"
 fi
 
 if [ "$failures" -gt 0 ]; then
   echo "house_test: $failures check(s) failed" >&2
   exit 1
 fi
-echo "PASS: house_test (README $lines lines; function lengths; layer order; doc paths; CMake links)"
+echo "PASS: house_test (README $lines lines; function lengths; layer order; doc paths; CMake links; bench commands)"
