@@ -7,12 +7,11 @@
 // the held-out set (the best any model can do at this sample size) and
 // gaussian = SW1 of a Gaussian with the data's mean and covariance (a model
 // that learned only the first two moments). At 2,000 samples the floor is
-// about 0.07 and the baseline about 0.44, so the bound is about 0.16.
-// Dropping one of the 8 modes moves 1/8 of the mass by ~2.8 to the other
-// modes: measured here (DroppedModeFails, a sampler that never visits one
-// mode, printed), SW1 about 0.3, well past the bound; so is a model that
-// blurs the modes into their Gaussian. Trained models measure 0.07 to 0.13
-// (tests/README.md, "Toy models").
+// about 0.085 and the baseline about 0.46, so the bound is about 0.18.
+// Dropping one of the 8 modes moves 1/8 of the mass to the other modes:
+// measured by DroppedModeFails below (a sampler that never visits one mode,
+// printed), SW1 0.25 to 0.39 by mode, at least 0.07 past the bound; trained
+// models measure 0.08 to 0.13 (tests/README.md, "Toy models").
 #include <gtest/gtest.h>
 
 #include <cmath>
