@@ -26,14 +26,14 @@ CMakeLists.txt. The rules:
     names src/data/npz.h by its path, not as `npz.h`).
   - A Markdown file (.md) named by a path whose first component is not a
     folder of the repository is still one of the repository's: the docs
-    cite no notes outside it (`shared/reference/metrics.md`).
-  - A path above the repository (`../shared/...` from the root) always fails.
+    cite no notes outside it (`notes/metrics.md`, with no folder `notes/`).
+  - A path above the repository (`../` from the root) always fails.
 
 Not checked, as not naming a file of this repository: names with a
 placeholder (`*`, `{`, `<`, `$`, `%`, `NNNNN`, `...`, or a one-letter stem
 such as `nn/x.h`); absolute and home paths; outside a folder of the
 repository, a name right after a peer's `owner/repo` or possessive
-(yang-song/score_sde's `DESIGN.md`, Prometheus's docs/guides/file-sd.md); a
+(yang-song/score_sde's `README.md`, Prometheus's docs/guides/file-sd.md); a
 bare name that a source or script of the repository also uses in its code
 (a header CMake looks for, `nccl.h`; a file a script writes, `summary.md`).
 Standard library only; needs no build directory.
