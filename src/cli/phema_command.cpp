@@ -75,7 +75,8 @@ void add_phema_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--eval", args->job.eval,
                 "score each reconstruction like `scorch eval --checkpoint` and print FID by "
                 "sigma_rel (under mpirun the samples are spread over the ranks)");
-  cmd->add_option("--ref", args->job.reference, "--eval: reference statistics (default eval.reference)");
+  cmd->add_option("--ref", args->job.reference,
+                  "--eval: reference statistics (default eval.reference)");
   cmd->add_option("--extractor", args->job.extractor,
                   "--eval: feature extractor (default eval.feature_extractor)");
   cmd->add_option("--num", args->job.num, "--eval: samples per std (default eval.num_samples)");

@@ -37,9 +37,10 @@ constexpr int64_t kCheckpointFormatVersion = 1;
 // Everything a resumed run needs, as plain maps the pieces fill in.
 struct CheckpointData {
   std::map<std::string, torch::Tensor> model;  // module_state(): parameters and buffers
-  std::map<std::string, std::map<std::string, torch::Tensor>> ema;  // Ema::gather_state_dict()
-  int64_t ema_num_updates = 0;                                      // Ema::num_updates()
-  std::map<std::string, torch::Tensor> optimizer;                   // Optimizer::gather_state_dict()
+  // Ema::gather_state_dict(), and its Ema::num_updates().
+  std::map<std::string, std::map<std::string, torch::Tensor>> ema;
+  int64_t ema_num_updates = 0;
+  std::map<std::string, torch::Tensor> optimizer;  // Optimizer::gather_state_dict()
   int64_t step = 0;                                                 // training steps done
   int64_t images_seen = 0;                                          // global images consumed
   int64_t data_cursor = 0;  // global samples consumed by the loader

@@ -97,10 +97,11 @@ class Ema {
   std::map<std::string, std::map<std::string, torch::Tensor>> gather_state_dict(
       Communicator& comm) const;
   // Restores gather_state_dict() output: shadows and the update count. EMAs
-  // of this object that `state` lacks (say, a rate added on resume) are returned by name and restart
-  // from `model`'s current weights if given (pass the model after loading
-  // its checkpoint weights), else keep their values from construction. EMAs
-  // in `state` that are not configured are ignored. Throws scorch::Error
+  // of this object that `state` lacks (say, a rate added on resume) are
+  // returned by name and restart from `model`'s current weights if given
+  // (pass the model after loading its checkpoint weights), else keep their
+  // values from construction. EMAs in `state` that are not configured are
+  // ignored. Throws scorch::Error
   // naming the EMA and parameter if a tracked parameter is missing or has the
   // wrong shape; nothing is changed then.
   std::vector<std::string> load_state_dict(

@@ -85,14 +85,14 @@ class Optimizer {
 
   // Adam state per parameter name, for the checkpoint's `optimizer` key, on
   // rank 0 of `comm` (empty on the other ranks; sharded, a collective that
-  // every rank of the sharding's communicator calls): "<name>.exp_avg", "<name>.exp_avg_sq" (shape and dtype of the
-  // parameter) and "<name>.step" (int64 scalar). Parameters that have not
+  // every rank of the sharding's communicator calls): "<name>.exp_avg",
+  // "<name>.exp_avg_sq" (shape and dtype of the parameter) and "<name>.step"
+  // (int64 scalar). Parameters that have not
   // been stepped yet have no entries. Tensors are CPU copies.
   std::map<std::string, torch::Tensor> gather_state_dict(Communicator& comm) const;
 
   // Restores gather_state_dict() output so that training continues
-  // bit-identically.
-  // Entries go to each parameter's device and dtype. Throws scorch::Error
+  // bit-identically. Entries go to each parameter's device and dtype. Throws scorch::Error
   // naming the key if an entry names an unknown parameter, has the wrong
   // shape, or a parameter has only some of its three entries.
   void load_state_dict(const std::map<std::string, torch::Tensor>& state);
