@@ -18,7 +18,7 @@ cuda_build_filter='-*Quality*:*Sampler*Converges*:*FashionMnist*:*Classifier*'
 # machine's nvcc, into build-cuda/. Every target must compile and link, and
 # the build's CPU unit tests must pass here too (test_gpu skips without a GPU).
 bash launch/build_cuda.sh
-for suite in test_core test_sde test_nn test_losses test_sampling test_likelihood test_data \
+for suite in test_core test_sde test_nn test_losses test_sampling test_likelihood test_data test_jobs \
   test_dist test_train test_gpu; do
   echo "build-cuda: $suite"
   "build-cuda/tests/$suite" --gtest_brief=1 --gtest_filter="$cuda_build_filter"
