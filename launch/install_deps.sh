@@ -36,15 +36,17 @@ done
 # (.venv, ignored by git): lizard measures function lengths for tests/house.
 # With --cuda-libtorch (launch/test.sh) also torch, a CUDA build of LibTorch
 # 2.x that launch/build_cuda.sh compiles Scorch against (about 4 GB with its
-# NVIDIA libraries; command 1 does not need it).
+# NVIDIA libraries; command 1 does not need it), pinned to the PyTorch of the
+# GPU machines the project runs on, so that what CI tests is what runs there.
+torch_version=2.11.0
 python_tools=(lizard==1.24.3)
-have_torch() { compgen -G '.venv/lib/python3*/site-packages/torch/lib' >/dev/null; }
+have_torch() { compgen -G ".venv/lib/python3*/site-packages/torch-$torch_version.dist-info" >/dev/null; }
 want_torch=0
 [ "${1:-}" = --cuda-libtorch ] && want_torch=1
 venv() {
   [ -x .venv/bin/lizard ] && { [ $want_torch = 0 ] || have_torch; } && return 0
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
-  [ $want_torch = 1 ] && python_tools+=(torch==2.15.0)
+  [ $want_torch = 1 ] && python_tools+=(torch==$torch_version)
   .venv/bin/pip install -q "${python_tools[@]}"
 }
 

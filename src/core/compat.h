@@ -84,6 +84,23 @@ inline void foreach_mul_(std::vector<torch::Tensor>& tensors, const torch::Tenso
 #endif
 }
 
+// GradScaler's unscale: grads *= inv_scale (a float32 0-dim tensor on their
+// device, the list's own dtype, so CUDA takes its multi-tensor route) in one
+// call, setting found_inf (float32, one element, on the device) to 1 where a
+// gradient holds a NaN or an infinity: _amp_foreach_non_finite_check_and_unscale_
+// on 2.x. 1.13 (CPU only) multiplies and leaves found_inf as it is; the
+// gradient norm's finiteness check sees the same gradients. x * inv_scale
+// rounds the same either way.
+inline void unscale_and_check_(std::vector<torch::Tensor>& grads, torch::Tensor& found_inf,
+                               const torch::Tensor& inv_scale) {
+#if TORCH_VERSION_MAJOR >= 2
+  at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale);
+#else
+  (void)found_inf;
+  foreach_mul_(grads, inv_scale);
+#endif
+}
+
 // Whether this LibTorch has the fused Adam/AdamW kernel (2.x).
 constexpr bool has_fused_adam() { return TORCH_VERSION_MAJOR >= 2; }
 
@@ -148,6 +165,30 @@ inline void reset_gpu_peak(const torch::Device& device) {
     c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
 #else
   (void)device;
+#endif
+}
+
+// Whether at::scaled_dot_product_attention takes a `scale` (LibTorch >= 2.1):
+// the networks' attention goes through compat::attention there and keeps its
+// own bmm + float32 softmax math on 1.13 (bit-identical to what it was).
+constexpr bool has_sdpa() {
+  return TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1);
+}
+
+// softmax(q k^T * scale) v: q [B, H, Lq, d], k and v [B, H, Lk, d], one dtype,
+// each contiguous in d (the layout the flash / memory-efficient CUDA kernels
+// and the CPU's fused kernel take) -> [B, H, Lq, d]. SDPA where has_sdpa();
+// elsewhere the same math with the softmax in float32 (float64 for float64).
+inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, double scale) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                          /*is_causal=*/false, /*scale=*/scale);
+#else
+  const auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;
+  const auto weights = torch::softmax(
+      logits, -1, logits.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
+  return torch::matmul(weights.to(v.scalar_type()), v);
 #endif
 }
 

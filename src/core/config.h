@@ -176,7 +176,8 @@ struct DistConfig {
   double bucket_mb = 25.0;
   double timeout_s = 600.0;
   int64_t check_every = 0;  // steps between parameter-agreement checks; 0 = off
-  bool tf32 = false;            // CUDA: TF32 tensor cores for float32 matmul and convolution
+  bool tf32 = false;            // CUDA: TF32 tensor cores for float32 matmuls (PyTorch: off)
+  bool cudnn_tf32 = true;       // CUDA: TF32 for float32 convolutions (PyTorch: on)
   bool cudnn_benchmark = true;  // CUDA: cuDNN picks the fastest convolution per shape
   // ZeRO-1: each rank keeps optimizer (and EMA) state for 1/W of the parameters.
   ShardState shard_state = ShardState::kNone;

@@ -172,8 +172,10 @@ const std::vector<Field>& fields() {
     t.d("model.class_dropout", &C::model, &ModelConfig::class_dropout,
         "probability of the null class in training (classifier-free guidance)", 0, 1);
     t.b("model.channels_last", &C::model, &ModelConfig::channels_last,
-        "image networks: NHWC memory format for weights and activations (faster convolutions "
-        "on CUDA; the same values on the CPU)");
+        "image networks: NHWC memory format for weights and activations (the same values on "
+        "the CPU). Off by default, on CUDA too, until a GPU benchmark says otherwise: NHWC "
+        "convolutions are faster there, but GroupNorm on CUDA converts channels-last back to "
+        "NCHW");
     t.e("model.checkpointing", &C::model, &ModelConfig::checkpointing,
         "activation checkpointing: none | blocks (every residual and attention block of ddpm, "
         "ncsnpp, adm, ncsn, ncsnv2_* recomputes its activations in backward instead of storing "
@@ -351,8 +353,13 @@ const std::vector<Field>& fields() {
     t.i("dist.check_every", &C::dist, &DistConfig::check_every,
         "steps between checks that all ranks hold the same parameters; 0 = off", 0);
     t.b("dist.tf32", &C::dist, &DistConfig::tf32,
-        "CUDA: TF32 tensor cores for float32 matmuls and convolutions, as PyTorch's allow_tf32 "
-        "(faster, about 10 bits of mantissa; no effect on the CPU)");
+        "CUDA: TF32 tensor cores for float32 matmuls (and attention), as PyTorch's "
+        "torch.backends.cuda.matmul.allow_tf32, off there too (faster, about 10 bits of "
+        "mantissa; no effect on the CPU)");
+    t.b("dist.cudnn_tf32", &C::dist, &DistConfig::cudnn_tf32,
+        "CUDA: TF32 tensor cores for float32 convolutions, as PyTorch's "
+        "torch.backends.cudnn.allow_tf32, on there too (score_sde_pytorch's and EDM's "
+        "convolutions run this way; no effect on the CPU)");
     t.b("dist.cudnn_benchmark", &C::dist, &DistConfig::cudnn_benchmark,
         "CUDA: let cuDNN time and pick the fastest convolution per shape (no effect on the CPU)");
     t.e("dist.shard_state", &C::dist, &DistConfig::shard_state,

@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -18,6 +21,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/context.h"
@@ -34,11 +38,22 @@ std::string reason(const std::exception& e) {
 }
 
 // A collective that failed or timed out cannot be recovered by one rank: say
-// which rank and collective, then end the whole job.
+// which rank and collective, then end the whole job. Gloo's wait() blocks
+// until the collective completes, fails or passes the group's timeout, so
+// both kinds reach here. NCCL's wait() only makes the current stream wait:
+// what reaches here is an error NCCL reported when the collective was
+// enqueued or that its watchdog had already found; a timeout never does (the
+// watchdog ends the process, see make_c10d_communicator).
 [[noreturn]] void end_job(int rank, const char* what, const char* backend, double timeout_s,
                           Clock::time_point started, const std::string& why) {
   const double waited_s = std::chrono::duration<double>(Clock::now() - started).count();
-  if (waited_s >= 0.9 * timeout_s) {
+  if (std::strcmp(backend, "nccl") == 0) {
+    std::fprintf(stderr,
+                 "error: rank %d: %s failed on NCCL: %s; ending the job (a collective that "
+                 "does not complete within dist.timeout_s = %g s ends its rank through NCCL's "
+                 "watchdog instead)\n",
+                 rank, what, why.c_str(), timeout_s);
+  } else if (waited_s >= 0.9 * timeout_s) {
     std::fprintf(stderr,
                  "error: rank %d: %s did not complete within %g s (waited %.1f s; "
                  "dist.timeout_s = %g); another rank has probably died or stalled, "
@@ -128,6 +143,57 @@ class C10dWork : public Work {
   double timeout_s_;
 };
 
+// What a process group type has, found by overload resolution so that
+// LibTorch 1.13 (neither) and 2.x (both, on c10d::Backend) compile alike.
+template <typename Group, typename = void>
+struct HasShutdown : std::false_type {};
+template <typename Group>
+struct HasShutdown<Group, std::void_t<decltype(std::declval<Group&>().shutdown()),
+                                      decltype(std::declval<Group&>().abort())>>
+    : std::true_type {};
+template <typename Group, typename = void>
+struct HasBoundDevice : std::false_type {};
+template <typename Group>
+struct HasBoundDevice<
+    Group, std::void_t<decltype(std::declval<Group&>().setBoundDeviceId(std::declval<at::Device>())),
+                       decltype(std::declval<Group&>().eagerConnectSingleDevice(
+                           std::declval<at::Device>()))>> : std::true_type {};
+
+// Closes the group before it is destroyed: shutdown() (ProcessGroupNCCL:
+// finishes the queued collectives, then destroys its communicators) at a
+// normal end; abort() while an exception unwinds, when a peer may never
+// join the collectives still queued. Without either, 2.x's ProcessGroupNCCL
+// destructor warns and aborts its communicators. Nothing on 1.13.
+template <typename Group>
+void close_group(Group& group, bool unwinding) noexcept {
+  if constexpr (HasShutdown<Group>::value) {
+    try {
+      if (unwinding)
+        group.abort();
+      else
+        group.shutdown();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: closing the c10d process group: %s\n", reason(e).c_str());
+    }
+  } else {
+    (void)group, (void)unwinding;
+  }
+}
+
+// Binds the group to this rank's GPU and creates its NCCL communicator now,
+// as init_process_group(device_id=...) does: collectives and barrier() use
+// that GPU instead of guessing one, and NCCL's errors (e.g. two ranks on one
+// GPU) come at start-up. A no-op where the group type lacks the calls.
+template <typename Group>
+void bind_to_device(Group& group, const torch::Device& device) {
+  if constexpr (HasBoundDevice<Group>::value) {
+    group.setBoundDeviceId(device);
+    group.eagerConnectSingleDevice(device);
+  } else {
+    (void)group, (void)device;
+  }
+}
+
 // The communicator over one process group type (ProcessGroupGloo or
 // ProcessGroupNCCL: the same calls in LibTorch 1.13 and 2.x).
 template <typename Group>
@@ -145,6 +211,7 @@ class C10dCommunicator : public Communicator {
         timeout_s_(timeout_s),
         widen_half_(widen_half),
         stage_on_(stage_on) {}
+  ~C10dCommunicator() override { close_group(*group_, std::uncaught_exceptions() > 0); }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const char* name() const override { return name_; }
@@ -230,6 +297,29 @@ std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
+#ifdef USE_C10D_NCCL
+// NCCL's watchdog thread checks every collective against the group's timeout
+// (and for errors); with asynchronous error handling on, a collective past
+// dist.timeout_s makes it log "[Rank R] Watchdog caught collective operation
+// timeout: WorkNCCL(SeqNum=N, OpType=ALLREDUCE, ...) ran for T milliseconds
+// before timing out" and end the process (SIGABRT); mpirun then ends the
+// others. 2.x's default is 3 (SkipCleanUp: no ncclCommAbort first, which
+// could hang); older LibTorch defaulted to modes that leave a timed-out rank
+// waiting, so the mode is pinned here unless the user chose one. Set before
+// the group's constructor reads it.
+void ensure_nccl_async_error_handling() {
+  for (const char* name : {"TORCH_NCCL_ASYNC_ERROR_HANDLING", "NCCL_ASYNC_ERROR_HANDLING"})
+    if (const char* v = std::getenv(name); v && *v) return;
+  // 2.0 and 2.1 read only the old name, whose default there (1, TearDown)
+  // ends the process too; 1.13 reads only the old name and knows TearDown as
+  // its one mode that ends the process.
+  if constexpr (compat::kTorch2)
+    ::setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "3", 0);
+  else
+    ::setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+}
+#endif
+
 }  // namespace
 
 bool c10d_backend_built(BackendName backend) {
@@ -273,9 +363,11 @@ std::unique_ptr<Communicator> make_c10d_communicator(BackendName backend, const 
 #ifdef USE_C10D_NCCL
   if (backend == BackendName::kNccl) {
     using Nccl = c10d::ProcessGroupNCCL;
+    ensure_nccl_async_error_handling();
     auto options = Nccl::Options::create();
-    options->timeout = to_ms(timeout_s);
+    options->timeout = to_ms(timeout_s);  // the watchdog's limit per collective
     auto group = c10::make_intrusive<Nccl>(store, ctx.rank, ctx.world_size, options);
+    bind_to_device(*group, ctx.device);
     return std::make_unique<C10dCommunicator<Nccl>>(std::move(group), "nccl", ctx.rank,
                                                     ctx.world_size, timeout_s, false,
                                                     ctx.device);

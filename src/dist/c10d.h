@@ -9,11 +9,22 @@
 //
 //   auto comm = make_c10d_communicator(BackendName::kGloo, ctx, /*timeout_s=*/600);
 //
-// `timeout_s` (dist.timeout_s) is the process group's timeout: a collective
-// that fails (a peer died: its connection closed) or does not complete within
-// it prints the rank and the collective to stderr and ends the whole job
-// through MPI_Abort, as the MPI communicator does. No header names c10d: only
-// c10d.cpp includes it.
+// `timeout_s` (dist.timeout_s) is the process group's timeout. Gloo: a
+// collective that fails (a peer died: its connection closed) or does not
+// complete within it prints the rank and the collective to stderr and ends
+// the whole job through MPI_Abort, as the MPI communicator does. NCCL: wait()
+// does not block the host (it makes the current stream wait), so the host
+// never sees a timeout; NCCL's watchdog thread does: past timeout_s it logs
+// "[Rank R] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=N,
+// OpType=ALLREDUCE, ...) ran for T milliseconds before timing out" and ends
+// the process with SIGABRT (TORCH_NCCL_ASYNC_ERROR_HANDLING, set to 3 here
+// unless the user set it), and mpirun ends the other ranks. An NCCL error
+// reported when a collective is enqueued prints the rank and the collective
+// and ends the job through MPI_Abort. The NCCL group is bound to ctx.device
+// and connects at construction. Destroying the communicator shuts the group
+// down (NCCL: finishes the queued collectives and destroys its
+// communicators), or aborts it while an exception unwinds. No header names
+// c10d: only c10d.cpp includes it.
 #pragma once
 
 #include <memory>

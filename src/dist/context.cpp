@@ -11,12 +11,16 @@
 
 namespace scorch {
 
-void configure_device_math(const Config& config, const DistContext& ctx) {
-  if (!ctx.device.is_cuda()) return;
+void configure_device_math(const Config& config, const torch::Device& device) {
+  if (!device.is_cuda()) return;
   auto& g = at::globalContext();
   g.setAllowTF32CuBLAS(config.dist.tf32);
-  g.setAllowTF32CuDNN(config.dist.tf32);
+  g.setAllowTF32CuDNN(config.dist.cudnn_tf32);
   g.setBenchmarkCuDNN(config.dist.cudnn_benchmark);
+}
+
+void configure_device_math(const Config& config, const DistContext& ctx) {
+  configure_device_math(config, ctx.device);
 }
 
 DistContext make_single_process_context(const Config& config) {

@@ -18,9 +18,12 @@ struct DistContext {
   bool is_main() const { return rank == 0; }
 };
 
-// On a CUDA device: TF32 matmuls and convolutions (dist.tf32) and cuDNN's
-// benchmark mode (dist.cudnn_benchmark), process-wide. Nothing on the CPU.
-// Both context makers call it.
+// On a CUDA device, process-wide, PyTorch's defaults unless the config says
+// otherwise: TF32 matmuls (dist.tf32, off), TF32 convolutions
+// (dist.cudnn_tf32, on) and cuDNN's benchmark mode (dist.cudnn_benchmark,
+// on). Nothing on the CPU. Both context makers call it, and so do the
+// benchmarks, so that their figures describe training.
+void configure_device_math(const Config& config, const torch::Device& device);
 void configure_device_math(const Config& config, const DistContext& ctx);
 
 // World size 1 on dist.device: cpu, cuda (error if no GPU is visible), or

@@ -1,8 +1,6 @@
 // Bucketed, overlapped gradient all-reduce (see grad_sync.h).
 #include "dist/grad_sync.h"
 
-#include <chrono>
-
 namespace scorch {
 
 GradSync::GradSync(const torch::OrderedDict<std::string, torch::Tensor>& params,
@@ -106,7 +104,7 @@ void GradSync::launch_ready() {
 }
 
 void GradSync::finish() {
-  const auto t0 = std::chrono::steady_clock::now();
+  DeviceTimer timer(buckets_.empty() ? torch::Device(torch::kCPU) : buckets_.front().buffer.device());
   torch::NoGradGuard no_grad;
   TORCH_CHECK(enabled_, "finish() with syncing disabled: use reduce_accumulated()");
   // Parameters without a gradient this step contribute zeros.
@@ -120,10 +118,24 @@ void GradSync::finish() {
   launch_ready();
   for (auto& b : buckets_) b.work->wait();
   for (auto& s : slots_) s.param.mutable_grad() = s.grad_view;
-  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  timer.stop();
+  // CUDA: the timers of earlier steps whose work is done are read without a
+  // sync (which also bounds the list on ranks that never ask); the rest wait
+  // for wait_seconds(), never read here: no sync in a step.
+  unread_waits_.push_back(timer);
+  while (!unread_waits_.empty() && unread_waits_.front().done()) {
+    wait_seconds_ += unread_waits_.front().seconds();
+    unread_waits_.pop_front();
+  }
   last_launch_order_ = launched_log_;
   launched_log_.clear();
   reset();
+}
+
+double GradSync::wait_seconds() const {
+  for (const auto& timer : unread_waits_) wait_seconds_ += timer.seconds();
+  unread_waits_.clear();
+  return wait_seconds_;
 }
 
 void GradSync::reduce_accumulated() {

@@ -27,11 +27,13 @@
 
 #include <torch/torch.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "dist/communicator.h"
+#include "dist/device_timer.h"
 
 namespace scorch {
 
@@ -65,8 +67,15 @@ class GradSync {
   // The order in which buckets started in the last step (for tests: the same
   // on every rank, each once).
   const std::vector<int64_t>& last_launch_order() const { return last_launch_order_; }
-  // Seconds spent in finish() waiting for collectives, summed.
-  double wait_seconds() const { return wait_seconds_; }
+  // Seconds that finish() waited for the all-reduces, summed over its calls:
+  // on the CPU host seconds in finish() (the MPI and Gloo waits block the
+  // host); on CUDA the time the current stream took from finish()'s start to
+  // its end, measured by CUDA events (NCCL's wait() only makes the stream
+  // wait, so host seconds would time the enqueueing). The CUDA figure folds
+  // in the calls whose events have completed and waits for those that have
+  // not: call it where the host reads the device anyway (the trainer does,
+  // when it settles), not inside a step.
+  double wait_seconds() const;
 
  private:
   struct Slot {
@@ -93,7 +102,8 @@ class GradSync {
   bool enabled_ = true;
   bool add_accumulated_ = false;
   std::vector<int64_t> launched_log_, last_launch_order_;
-  double wait_seconds_ = 0;
+  mutable double wait_seconds_ = 0;
+  mutable std::deque<DeviceTimer> unread_waits_;  // CUDA, in step order: not yet in wait_seconds_
 };
 
 }  // namespace scorch

@@ -8,14 +8,18 @@
 #include <mpi.h>
 
 #ifdef SCORCH_CUDA
+#include <ATen/cuda/CUDAContext.h>  // defines: at::cuda::getDeviceProperties
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -243,6 +247,62 @@ bool launched_by_mpi() {
   return false;
 }
 
+namespace {
+
+// A GPU's identity across the processes of a node: its UUID (the same GPU
+// has different indices under different CUDA_VISIBLE_DEVICES). Byte 0 marks
+// a rank on a GPU at all.
+using GpuId = std::array<char, 17>;
+
+GpuId gpu_id(const torch::Device& device) {
+  GpuId id{};
+#ifdef SCORCH_CUDA
+  if (device.is_cuda()) {
+    id[0] = 1;
+    std::memcpy(id.data() + 1, at::cuda::getDeviceProperties(device.index())->uuid.bytes, 16);
+  }
+#else
+  (void)device;
+#endif
+  return id;
+}
+
+// How many different GPUs the ranks of `node` are on (every rank calls it).
+int distinct_gpus_on_node(MPI_Comm node, int local_ranks, const torch::Device& device) {
+  const GpuId mine = gpu_id(device);
+  std::vector<GpuId> all(static_cast<size_t>(local_ranks));
+  SCORCH_MPI_CHECK(MPI_Allgather(mine.data(), static_cast<int>(mine.size()), MPI_BYTE,
+                                 all.data(), static_cast<int>(mine.size()), MPI_BYTE, node));
+  std::set<GpuId> gpus;
+  for (const auto& id : all)
+    if (id[0]) gpus.insert(id);
+  return static_cast<int>(gpus.size());
+}
+
+std::string processor_name() {
+  char name[MPI_MAX_PROCESSOR_NAME] = {0};
+  int length = 0;
+  MPI_Get_processor_name(name, &length);
+  return std::string(name, static_cast<size_t>(length));
+}
+
+}  // namespace
+
+void check_one_gpu_per_rank(int local_ranks, int visible_gpus, int distinct_gpus,
+                            const std::string& host) {
+  TORCH_CHECK(local_ranks >= 1 && visible_gpus >= 1 && distinct_gpus >= 1 &&
+                  distinct_gpus <= local_ranks,
+              "check_one_gpu_per_rank(", local_ranks, ", ", visible_gpus, ", ", distinct_gpus, ")");
+  SCORCH_CHECK(distinct_gpus == local_ranks, "node ", host, " runs ", local_ranks,
+               " CUDA ranks (local ranks) but each rank sees ", visible_gpus, " GPU",
+               visible_gpus == 1 ? "" : "s", " (CUDA_VISIBLE_DEVICES), so ", local_ranks,
+               " ranks would share ", distinct_gpus, " GPU", distinct_gpus == 1 ? "" : "s",
+               ", which NCCL rejects: start at most ", distinct_gpus,
+               " ranks on this node (launch/mpirun.sh starts one per visible GPU; "
+               "mpirun --map-by ppr:", distinct_gpus, ":node; srun --ntasks-per-node=",
+               distinct_gpus, "), make more GPUs visible, or train on the CPU (dist.device=cpu)");
+}
+
 DistContext make_mpi_context(const Config& config) {
   ensure_initialized();
   DistContext ctx = make_single_process_context(config);  // the device choice
@@ -253,9 +313,8 @@ DistContext make_mpi_context(const Config& config) {
       MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, ctx.rank, MPI_INFO_NULL, &node));
   MPI_Comm_rank(node, &ctx.local_rank);
   MPI_Comm_size(node, &ctx.local_world_size);
-  MPI_Comm_free(&node);
+  const int gpus = ctx.device.is_cuda() ? static_cast<int>(torch::cuda::device_count()) : 0;
   if (ctx.device.is_cuda()) {
-    const int gpus = static_cast<int>(torch::cuda::device_count());
     ctx.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ctx.local_rank % gpus));
 #ifdef SCORCH_CUDA
     // The current device too, so that nothing (NCCL, cuBLAS handles, the
@@ -263,6 +322,11 @@ DistContext make_mpi_context(const Config& config) {
     c10::cuda::set_device(ctx.device.index());
 #endif
   }
+  // Every rank of the node joins, whatever its device.
+  const int distinct = distinct_gpus_on_node(node, ctx.local_world_size, ctx.device);
+  MPI_Comm_free(&node);
+  if (ctx.device.is_cuda())
+    check_one_gpu_per_rank(ctx.local_world_size, gpus, distinct, processor_name());
   set_log_rank(ctx.rank);
   return ctx;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "dist/communicator.h"
 #include "dist/context.h"
@@ -15,9 +16,23 @@ namespace scorch {
 // True when mpirun / srun (PMI, PMIx) started this process.
 bool launched_by_mpi();
 
-// Rank, world size and local rank from MPI (initialising it if needed).
+// Rank, world size and local rank from MPI (initialising it if needed). On
+// CUDA the rank's GPU is local_rank mod the visible GPUs, made the current
+// device; throws scorch::Error when two ranks of a node would share a GPU
+// (check_one_gpu_per_rank).
 // REQUIRES: launched_by_mpi().
 DistContext make_mpi_context(const Config& config);
+
+// CUDA ranks need a GPU each: NCCL rejects two ranks on one GPU ("Duplicate
+// GPU detected"), and ranks sharing one would split its memory. Throws
+// scorch::Error (exit 2) naming `host`, the ranks on it (`local_ranks`) and
+// the GPUs one rank sees (`visible_gpus`) when the ranks picked fewer than
+// `local_ranks` different GPUs (`distinct_gpus`; each rank takes GPU
+// local_rank mod visible_gpus, so with one rank per GPU, or one GPU made
+// visible to each rank, they are all different). Pure: the decision of
+// make_mpi_context.
+void check_one_gpu_per_rank(int local_ranks, int visible_gpus, int distinct_gpus,
+                            const std::string& host);
 
 // A duplicate of MPI_COMM_WORLD. Every collective (and Work::wait) that has
 // waited `timeout_s` seconds without completing prints the rank and the

@@ -3,6 +3,7 @@
 // 2020, eq. 14, L_simple) for VP.
 #include <utility>
 
+#include "core/device_cache.h"
 #include "losses/losses.h"
 
 namespace scorch {
@@ -38,9 +39,11 @@ LossOutput SmldLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
   const int64_t batch = x.size(0);
   const int64_t n = sde_->num_scales();
   const auto [labels, weights] = draw_levels(sampler_.get(), random, n, batch, x.options());
-  // smld_sigma_array = flip(discrete_sigmas): level k has sigma_{N-1-k}.
-  const auto sigmas =
-      sde_->discrete_sigmas().to(x.device()).index_select(0, (n - 1) - labels).to(x.scalar_type());
+  // smld_sigma_array = flip(discrete_sigmas): level k has sigma_{N-1-k}. The
+  // float64 table is copied to x's device once (on_device), not every step.
+  const auto sigmas = on_device(sde_->discrete_sigmas(), x.device())
+                          .index_select(0, (n - 1) - labels)
+                          .to(x.scalar_type());
   const auto sigma = batch_view(sigmas, x);
   const auto noise = random.normal(x.sizes(), x.options()) * sigma;
   const auto score = net.forward(x + noise, labels, class_labels);
@@ -65,7 +68,7 @@ LossOutput DdpmLoss::operator()(ScoreNetImpl& net, const torch::Tensor& x,
   const int64_t batch = x.size(0);
   const int64_t n = sde_->num_scales();
   const auto [labels, weights] = draw_levels(sampler_.get(), random, n, batch, x.options());
-  const auto abar = sde_->alphas_cumprod().to(x.device()).index_select(0, labels);
+  const auto abar = on_device(sde_->alphas_cumprod(), x.device()).index_select(0, labels);
   const auto sqrt_abar = batch_view(torch::sqrt(abar).to(x.scalar_type()), x);
   const auto sqrt_1m_abar = batch_view(torch::sqrt(1.0 - abar).to(x.scalar_type()), x);
   const auto noise = random.normal(x.sizes(), x.options());

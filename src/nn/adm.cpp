@@ -11,19 +11,13 @@
 #include <numeric>
 #include <string>
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "nn/checkpoint.h"
 #include "nn/embeddings.h"
 #include "nn/layers.h"
 
 namespace scorch {
-
-// A layer of a TimestepEmbedSequential: forward(x, emb); layers that ignore
-// the embedding (convolutions, attention, resampling) take it anyway.
-class ADMLayerImpl : public torch::nn::Module {
- public:
-  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb) = 0;
-};
 
 namespace {
 
@@ -51,6 +45,8 @@ class ConvNdImpl : public LayerImpl {
       bias_.uniform_(-bound, bound);
     }
   }
+  const torch::Tensor& weight() const { return weight_; }  // [out, in, kernel...]
+  const torch::Tensor& bias() const { return bias_; }      // [out]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& = {}) override {
     const std::vector<int64_t> pad(dims_, padding_);
     switch (dims_) {
@@ -200,7 +196,8 @@ class ADMResBlockImpl : public LayerImpl {
 // Multi-head self-attention over all positions. qkv [B, 3 H ch, T] -> [B, H ch, T].
 // Legacy order (QKVAttentionLegacy) splits heads before q/k/v; the new order
 // (QKVAttention) splits q/k/v first. Scaling by ch^(-1/4) on both q and k
-// and a float32 softmax, as the reference.
+// and a float32 softmax, as the reference. LibTorch 1.13's path; >= 2.1 goes
+// through AttentionBlockImpl::attend_sdpa.
 torch::Tensor qkv_attention(const torch::Tensor& qkv, int64_t heads, bool new_order) {
   const int64_t b = qkv.size(0), width = qkv.size(1), length = qkv.size(2);
   const int64_t ch = width / (3 * heads);
@@ -235,11 +232,30 @@ class AttentionBlockImpl : public LayerImpl {
   torch::Tensor forward(const torch::Tensor& x_in, const torch::Tensor&) override {
     const auto shape = x_in.sizes().vec();
     auto x = x_in.reshape({shape[0], shape[1], -1});
+    if constexpr (compat::has_sdpa()) return (x + attend_sdpa(norm_(x))).reshape(shape);
     auto h = qkv_attention(qkv_->forward(norm_(x)), heads_, new_order_);
     return (x + proj_out_->forward(h)).reshape(shape);
   }
 
  private:
+  // proj_out(attention(qkv(normed))) through SDPA: normed [B, C, T] -> [B, C, T].
+  // The 1x1 convolutions as linears on [B, T, C] (bfloat16 out under autocast),
+  // so q, k, v are [B, H, T, ch] views contiguous in ch. Channel c of qkv is
+  // (h * 3 + j) * ch + i in the legacy order, (j * H + h) * ch + i in the new
+  // (j = 0, 1, 2 for q, k, v). softmax(q^T k ch^-1/2) = the reference's
+  // ch^-1/4 on q and on k.
+  torch::Tensor attend_sdpa(const torch::Tensor& normed) const {
+    const int64_t b = normed.size(0), c = normed.size(1), t = normed.size(2), ch = c / heads_;
+    const auto qkv = torch::linear(normed.transpose(1, 2), qkv_->weight().flatten(1), qkv_->bias());
+    const auto parts = new_order_ ? qkv.view({b, t, 3, heads_, ch}).unbind(2)
+                                  : qkv.view({b, t, heads_, 3, ch}).unbind(3);
+    const auto h = compat::attention(parts[0].transpose(1, 2), parts[1].transpose(1, 2),
+                                     parts[2].transpose(1, 2),
+                                     1.0 / std::sqrt(static_cast<double>(ch)));  // [B, H, T, ch]
+    const auto merged = h.transpose(1, 2).reshape({b, t, c});  // channel h * ch + i
+    return torch::linear(merged, proj_out_->weight().flatten(1), proj_out_->bias()).transpose(1, 2);
+  }
+
   int64_t heads_;
   bool new_order_;
   GroupNormF32 norm_{nullptr};
@@ -290,10 +306,11 @@ class ADMImpl::Stack : public torch::nn::Module {
 
 torch::Tensor adm_timestep_embedding(const torch::Tensor& t, int64_t dim) {
   const int64_t half = dim / 2;
-  auto freqs = torch::exp(-std::log(10000.0) *
-                          torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat)) /
-                          static_cast<double>(half))
-                   .to(t.device());
+  // float32 as guided-diffusion's th.arange(..., dtype=th.float32), made on
+  // t's device: no host-to-device copy per call.
+  auto freqs =
+      torch::exp(-std::log(10000.0) * torch::arange(0, half, t.options().dtype(torch::kFloat)) /
+                 static_cast<double>(half));
   auto args = t.to(torch::kFloat).unsqueeze(1) * freqs.unsqueeze(0);
   auto emb = torch::cat({torch::cos(args), torch::sin(args)}, -1);
   if (dim % 2) emb = torch::cat({emb, torch::zeros_like(emb.slice(1, 0, 1))}, -1);

@@ -30,7 +30,13 @@
 
 namespace scorch {
 
-class ADMLayerImpl;  // a layer taking (x, emb), adm.cpp
+// A layer of a TimestepEmbedSequential: forward(x, emb); layers that ignore
+// the embedding (convolutions, attention, resampling) take it anyway.
+// x [B, C, spatial...] -> [B, C', spatial'...].
+class ADMLayerImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb) = 0;
+};
 
 struct ADMOptions {
   TORCH_ARG(int64_t, dims) = 2;          // 1: [B, C, L]; 2: [B, C, H, W]; 3: [B, C, D, H, W]

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "nn/checkpoint.h"
 #include "nn/resample.h"
@@ -119,6 +120,20 @@ AttnBlockImpl::AttnBlockImpl(const AttnBlockOptions& options) : options_(options
 torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   const int64_t batch = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const auto normed = norm_(x);
+  if constexpr (compat::has_sdpa()) {
+    // qkv [B, HW, 3C] = normed^T [W_0 W_1 W_2] + [b_0 b_1 b_2] in one linear
+    // (bfloat16 out under autocast); q, k, v its thirds as [B, 1, HW, C], one head.
+    const auto qkv = torch::linear(
+        normed.permute({0, 2, 3, 1}).reshape({batch, h * w, c}),
+        torch::cat({q_->weight(), k_->weight(), v_->weight()}, 1).t(),
+        torch::cat({q_->bias(), k_->bias(), v_->bias()}));
+    const auto parts = qkv.unsqueeze(1).chunk(3, -1);
+    const auto attended = compat::attention(parts[0], parts[1], parts[2],
+                                            std::pow(static_cast<double>(c), -0.5));
+    // [B, 1, HW, C] seen as [B, C, H, W] (channels last in memory) for NIN_3.
+    return merge_residual(x, out_(attended.reshape({batch, h, w, c}).permute({0, 3, 1, 2})),
+                          options_.skip_rescale());
+  }
   const auto q = q_(normed).reshape({batch, c, h * w});
   const auto k = k_(normed).reshape({batch, c, h * w});
   const auto v = v_(normed).reshape({batch, c, h * w});

@@ -76,6 +76,8 @@ class NINImpl : public torch::nn::Module {
   NINImpl(int64_t in_dim, int64_t num_units, double init_scale = 0.1);
   // x [B, in, H, W] -> [B, out, H, W]
   torch::Tensor forward(const torch::Tensor& x);
+  const torch::Tensor& weight() const { return w_; }  // W [in, out]
+  const torch::Tensor& bias() const { return b_; }    // b [out]
 
  private:
   torch::Tensor w_, b_;
@@ -87,6 +89,9 @@ TORCH_MODULE(NIN);
 // h = NIN_3(softmax(q^T k / sqrt(C)) v), out = x + h, or (x + h)/sqrt(2) with
 // skip_rescale. DDPM's AttnBlock is {kFixed32, skip_rescale false, init 0};
 // layerspp's AttnBlockpp is {kQuarterUpTo32, skip_rescale, init_scale}.
+// On LibTorch >= 2.1 q, k, v come from one matmul against [W_0 W_1 W_2] and
+// the attention is SDPA (compat::attention); 1.13 keeps three NINs, bmm and a
+// float32 softmax. The parameters are the same either way.
 struct AttnBlockOptions {
   explicit AttnBlockOptions(int64_t channels) : channels_(channels) {}
   TORCH_ARG(int64_t, channels);

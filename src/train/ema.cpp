@@ -139,7 +139,7 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
   const std::vector<torch::Tensor> params = tracked(model);
   // 1 for an applied step, 0 for a skipped one, on the device.
   const torch::Tensor applied =
-      skipped.defined() ? 1 - skipped.to(num_updates_.device(), torch::kDouble)
+      skipped.defined() ? 1 - skipped.to(torch::kDouble)
                         : torch::ones({}, num_updates_.options());
   num_updates_.add_(applied);
   const double edm_beta_now =
@@ -158,38 +158,80 @@ void Ema::update(const torch::nn::Module& model, int64_t batch_size, int64_t ima
   if (p32.empty()) return;
   // (1 + n) / (10 + n) in float64 on the device: the host's arithmetic.
   const torch::Tensor warmup = (1.0 + num_updates_) / (10.0 + num_updates_);
+  const auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32); };
   for (auto& avg : averages_) {
     std::vector<torch::Tensor> shadows;  // aligned with p32
     shadows.reserve(index.size());
     for (size_t i : index) shadows.push_back(avg.shadow[i]);
-    // EDM: p + beta (s − p) (per tensor: LibTorch 1.13 has no foreach lerp).
+    // Every kind in multi-tensor kernels whose scalars are float32 0-dim
+    // tensors on the device, the lists' own dtype (CUDA's multi-tensor route
+    // takes nothing else). A float64 scalar was rounded to float32 inside
+    // the float32 kernels before, so rounding it first gives the same bits.
+    if (avg.kind == Kind::kEdm && static_cast<float>(edm_beta_now) < 0.5f) {  // lerp's test
+      edm_small_beta(shadows, p32, static_cast<float>(edm_beta_now), f32(applied));
+      continue;
+    }
     if (avg.kind == Kind::kEdm) {
-      for (size_t i = 0; i < p32.size(); ++i) {
-        if (!skipped.defined()) {
-          torch::lerp_out(shadows[i], p32[i], shadows[i], edm_beta_now);
-          continue;
-        }
-        const auto next = torch::lerp(p32[i], shadows[i], edm_beta_now);
-        shadows[i].copy_(torch::where(applied > 0, next, shadows[i]));
-      }
+      edm_large_beta(shadows, p32, static_cast<float>(edm_beta_now), f32(applied));
       continue;
     }
     // s ← s − (s − p)(1 − decay), in three multi-tensor kernels per chunk;
     // a skipped step multiplies by 0 (s − p is finite: p was never stepped
     // to a non-finite value), so s keeps its bits.
-    // Power function: beta = (1 - batch / t_next)^(gamma + 1), t_next the
-    // images after this step (a host value: no device read).
-    const torch::Tensor one_minus_decay =
-        avg.kind == Kind::kPhema
-            ? applied * (1.0 - phema_beta(avg.rate, static_cast<double>(images_before + batch_size),
-                                          static_cast<double>(batch_size)))
-            : (1.0 - warmup.clamp_max(avg.rate)) * applied;
+    torch::Tensor one_minus_decay;
+    if (avg.kind == Kind::kWarmup) {
+      one_minus_decay = f32((1.0 - warmup.clamp_max(avg.rate)) * applied);
+    } else {
+      // Power function: beta = (1 - batch / t_next)^(gamma + 1), t_next the
+      // images after this step (a host value: no device read).
+      one_minus_decay = f32(applied * (1.0 - phema_beta(avg.rate,
+                                                        static_cast<double>(images_before + batch_size),
+                                                        static_cast<double>(batch_size))));
+    }
     for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
       auto shadow = slice(shadows, begin, end);
       std::vector<torch::Tensor> step = torch::_foreach_sub(shadow, slice(p32, begin, end));
       compat::foreach_mul_(step, one_minus_decay);
       torch::_foreach_sub_(shadow, step);
     }
+  }
+}
+
+// EDM's EMA, s ← lerp(p, s, beta), as torch::lerp computes it, in
+// multi-tensor kernels. For beta >= 1/2 lerp computes s − (s − p)(1 − beta),
+// 1 − beta in float32 (exact for beta in [1/2, 1]), with one rounding after
+// the multiply-add (a fused multiply-add on the CPU); s.add_(d, alpha) with
+// d = s − p and alpha = −(1 − beta) is the same multiply-add, so the same
+// bits. A skipped step zeroes d first (s − p is finite), and s + alpha·0 is
+// s.
+void Ema::edm_large_beta(std::vector<torch::Tensor>& shadows,
+                         const std::vector<torch::Tensor>& p32, float beta,
+                         const torch::Tensor& applied) {
+  const double alpha = -static_cast<double>(1.0f - beta);
+  for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
+    auto shadow = slice(shadows, begin, end);
+    std::vector<torch::Tensor> d = torch::_foreach_sub(shadow, slice(p32, begin, end));
+    compat::foreach_mul_(d, applied);
+    torch::_foreach_add_(shadow, d, alpha);
+  }
+}
+
+// EDM's EMA while beta < 1/2 (its ramp-up's first steps): lerp(p, s, beta)
+// computes p + beta (s − p) with one rounding after the multiply-add, as
+// p.add(d, beta) does. A skipped step keeps s: next · applied + s ·
+// (1 − applied) picks one of the two exactly (both finite; a zero may come
+// back as +0).
+void Ema::edm_small_beta(std::vector<torch::Tensor>& shadows, const std::vector<torch::Tensor>& p32,
+                         float beta, const torch::Tensor& applied) {
+  const torch::Tensor kept = 1.0f - applied;
+  for (const auto& [begin, end] : chunk_ranges(p32, chunk_elements(p32.front().device()))) {
+    auto shadow = slice(shadows, begin, end);
+    const auto p = slice(p32, begin, end);
+    const std::vector<torch::Tensor> d = torch::_foreach_sub(shadow, p);
+    std::vector<torch::Tensor> next = torch::_foreach_add(p, d, static_cast<double>(beta));
+    compat::foreach_mul_(next, applied);
+    compat::foreach_mul_(shadow, kept);
+    torch::_foreach_add_(shadow, next);
   }
 }
 

@@ -120,6 +120,12 @@ class Ema {
   static std::string format_number(double value);
 
  private:
+  static void edm_large_beta(std::vector<torch::Tensor>& shadows,
+                             const std::vector<torch::Tensor>& p32, float beta,
+                             const torch::Tensor& applied);
+  static void edm_small_beta(std::vector<torch::Tensor>& shadows,
+                             const std::vector<torch::Tensor>& p32, float beta,
+                             const torch::Tensor& applied);
   enum class Kind { kWarmup, kEdm, kPhema };
   struct Average {
     std::string name;

@@ -44,7 +44,10 @@ torch::Tensor Optimizer::clip_grad_norm_tensor(const std::vector<torch::Tensor>&
   for (const auto& p : params) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  if (grads.empty()) return torch::zeros({}, torch::kDouble);
+  if (grads.empty())  // on the parameters' device, as the norm would be
+    return torch::zeros({}, torch::TensorOptions(params.empty() ? torch::Device(torch::kCPU)
+                                                                : params.front().device())
+                                .dtype(torch::kDouble));
   // As clip_grad_norm_: the norm of the per-tensor norms, in the grads' dtype.
   // min(coef, 1) scales every gradient on the device, without reading coef
   // on the host: x · 1 is x exactly, so unclipped gradients keep their bits.

@@ -45,15 +45,20 @@ std::optional<torch::Tensor> LossScaler::scaled(int64_t accum) const {
   return scale_ / static_cast<double>(accum);
 }
 
-void LossScaler::unscale(const std::vector<torch::Tensor>& params) const {
-  if (!enabled_) return;
+torch::Tensor LossScaler::unscale(const std::vector<torch::Tensor>& params) const {
+  if (!enabled_) return {};
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return;
-  // One multi-tensor kernel; x · (1/s) rounds as the scalar form did.
-  compat::foreach_mul_(grads, scale_.reciprocal());
+  auto found_inf = torch::zeros({}, scale_.options().dtype(torch::kFloat32));
+  if (grads.empty()) return found_inf;
+  // One multi-tensor kernel with the inf check: x · (1/s), 1/s rounded to
+  // float32 as the float64 scalar was inside the float32 kernel before (the
+  // same bits).
+  const torch::Tensor inv_scale = scale_.reciprocal().to(grads.front().scalar_type());
+  compat::unscale_and_check_(grads, found_inf, inv_scale);
+  return found_inf;
 }
 
 void LossScaler::update(const torch::Tensor& skipped) {
@@ -62,7 +67,7 @@ void LossScaler::update(const torch::Tensor& skipped) {
   // GradScaler's rule, on the device: a skipped step multiplies the scale by
   // backoff_factor and resets the tracker; growth_interval finite steps in a
   // row multiply it by growth_factor (unless that overflows).
-  const auto skip = skipped.to(scale_.device(), torch::kDouble) > 0;
+  const auto skip = skipped.to(torch::kDouble) > 0;
   const auto tracker = torch::where(skip, torch::zeros_like(growth_tracker_), growth_tracker_ + 1);
   const auto grow = tracker >= static_cast<double>(config_.growth_interval);
   const auto grown = scale_ * config_.growth_factor;

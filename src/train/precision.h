@@ -69,8 +69,12 @@ class LossScaler {
   // The scale as a float64 0-dim tensor on the device (1 when disabled).
   const torch::Tensor& scale_tensor() const { return scale_; }
 
-  // Divides every defined gradient of `params` by the scale (disabled: a no-op).
-  void unscale(const std::vector<torch::Tensor>& params) const;
+  // Divides every defined gradient of `params` by the scale in one
+  // multi-tensor call and returns found_inf, a float32 0-dim tensor on the
+  // device: 1 where a gradient held a NaN or infinity (LibTorch 2.x; 1.13
+  // leaves it 0, the gradient norm's check covers it). Disabled: a no-op
+  // that returns an undefined tensor.
+  torch::Tensor unscale(const std::vector<torch::Tensor>& params) const;
   // After each step, on the device: `skipped` (a 0-dim tensor, 1 when the
   // step was skipped for a non-finite gradient or loss) backs off, 0 counts
   // towards growth; nothing is read on the host.

@@ -17,6 +17,7 @@
 #include "data/source.h"
 #include "dist/communicator.h"
 #include "dist/context.h"
+#include "dist/device_timer.h"
 #include "dist/grad_sync.h"
 #include "dist/param_shards.h"
 #include "eval/features.h"
@@ -81,7 +82,10 @@ struct StepRecord {
   torch::Tensor row;        // float64 on the device (train_step.cpp's Row)
   bool preempt = false;     // some rank has a preemption request (agreed on the host)
   double data_wait = 0;     // seconds waiting for this rank's batch
-  double seconds = 0;       // host seconds from the batch request to the step's end
+  // From the batch request to the step's end: host seconds on the CPU; on
+  // CUDA events on the current stream around the step's device work, read
+  // when settled (host seconds would time only the enqueueing).
+  DeviceTimer time;
   std::chrono::steady_clock::time_point start;
 };
 

@@ -71,6 +71,7 @@ torch::Tensor step_labels(const Run& r, const Batch& batch, const torch::Tensor&
 StepBatch next_batch(Run& r, StepRecord& out) {
   const auto& c = r.config;
   out.start = std::chrono::steady_clock::now();
+  out.time = DeviceTimer(r.ctx.device);
   Batch batch = r.data->next(c.training.batch_size);
   out.data_wait =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - out.start).count();
@@ -132,16 +133,19 @@ StepRows forward_backward(Run& r, const StepBatch& b) {
 }
 
 // This rank's loss sums and counts by quartile of t and whether its gradient
-// norm is finite: [kNumStats] float64 on the device, summed over ranks by one
+// norm is finite (and, with fp16's unscale, whether it found a non-finite
+// gradient): [kNumStats] float64 on the device, summed over ranks by one
 // all-reduce.
-torch::Tensor device_stats(const StepRows& rows, const torch::Tensor& grad_norm) {
+torch::Tensor device_stats(const StepRows& rows, const torch::Tensor& grad_norm,
+                           const torch::Tensor& found_inf) {
   const auto t = torch::cat(rows.t).to(torch::kDouble), loss = torch::cat(rows.loss).to(torch::kDouble);
   const auto quartile = (t * 4.0).floor().clamp(0, 3).to(torch::kLong);
   auto stats = torch::zeros({kNumStats}, loss.options());
   stats.narrow(0, kQuartileSum, 4).index_add_(0, quartile, loss);
   stats.narrow(0, kQuartileCount, 4).index_add_(0, quartile, torch::ones_like(loss));
-  stats.narrow(0, kNonfiniteGrad, 1).copy_(
-      torch::isfinite(grad_norm.to(loss.device())).logical_not().to(torch::kDouble).reshape({1}));
+  auto nonfinite = torch::isfinite(grad_norm).logical_not();
+  if (found_inf.defined()) nonfinite = nonfinite.logical_or(found_inf > 0);
+  stats.narrow(0, kNonfiniteGrad, 1).copy_(nonfinite.to(torch::kDouble).reshape({1}));
   return stats;
 }
 
@@ -187,9 +191,9 @@ StepRecord train_step(Run& r, const PreemptionWatch& preemption) {
   const StepBatch b = next_batch(r, rec);
   const StepRows rows = forward_backward(r, b);
   if (r.sync) r.sync->finish();
-  r.scaler->unscale(r.optimizer->params());
+  const torch::Tensor found_inf = r.scaler->unscale(r.optimizer->params());
   const torch::Tensor grad_norm = r.optimizer->clip_gradients_tensor();
-  torch::Tensor stats = device_stats(rows, grad_norm);
+  torch::Tensor stats = device_stats(rows, grad_norm, found_inf);
   if (r.ctx.world_size > 1) r.comm->all_reduce_sum(stats);
   const torch::Tensor skipped = skip_flag(stats);
   rec.preempt = agree_on_preemption(r, preemption);
@@ -198,10 +202,9 @@ StepRecord train_step(Run& r, const PreemptionWatch& preemption) {
   if (r.timestep_sampler) update_timestep_sampler(r, rows, skipped);
   r.optimizer->apply(r.step, skipped);
   r.ema->update(*r.net, c.training.batch_size, r.images_seen, skipped);
-  rec.row = torch::cat({stats, grad_norm.to(stats.device(), torch::kDouble).reshape({1}),
+  rec.row = torch::cat({stats, grad_norm.to(torch::kDouble).reshape({1}),
                         skipped.reshape({1}), r.scaler->scale_tensor().reshape({1})});
-  rec.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - rec.start).count();
+  rec.time.stop();
   return rec;
 }
 
@@ -220,7 +223,7 @@ StepOutcome read_outcome(const StepRecord& record, const torch::Tensor& row) {
   out.finite = acc[kSkipped] == 0;
   out.loss_scale = acc[kLossScale];
   out.data_wait = record.data_wait;
-  out.seconds = record.seconds;
+  out.seconds = record.time.seconds();  // the row is on the host: the step's work is done
   return out;
 }
 

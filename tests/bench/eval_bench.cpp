@@ -19,6 +19,7 @@
 
 #include "core/config.h"         // defines: Config, load_config
 #include "dist/communicator.h"   // defines: make_local_communicator
+#include "dist/context.h"        // defines: configure_device_math
 #include "eval/classifier.h"     // defines: ImageClassifier, load_classifier_extractor
 #include "eval/generate.h"       // defines: sample_and_extract
 #include "eval/features.h"       // defines: load_feature_extractor
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
 
   const Config c = load_config(config_path, overrides);
   const torch::Device device(torch::cuda::is_available() ? torch::kCUDA : torch::kCPU);
+  configure_device_math(c, device);  // the trainer's math modes (TF32, cuDNN)
   torch::manual_seed(0);
   auto sde = make_sde(c);
   auto net = make_score_net(c);

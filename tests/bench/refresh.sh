@@ -39,7 +39,8 @@ commands[sampler_throughput]="build/tests/bench_sampler --table 1 --threads 1"
 commands[sampler_quality]="build/tests/bench_sampler --table 2 --threads 1"
 commands[eval]="build/tests/bench_eval --num 32"
 commands[dist]="mpirun --oversubscribe -np 2 build/tests/bench_dist --steps 40"
-commands[step]="build/tests/bench_step --steps 3"
+commands[step]="build/tests/bench_step --steps 3
+build/tests/bench_step --steps 3 --config configs/edm/cifar10_ddpmpp_edm.yaml"
 commands[patch]="build/tests/bench_train --configs configs/fashion_mnist/adm.yaml,configs/fashion_mnist/patch16.yaml --batch 32 --steps 5 --precisions fp32 --pc-steps 40 --sample-batch 32 --threads 1 model.nf=32
 build/tests/bench_train --configs configs/fashion_mnist/patch16.yaml --batch 32 --steps 5 --precisions fp32 --pc-steps 40 --sample-batch 32 --threads 1 model.nf=32 model.patch_sampling=full"
 commands[checkpointing]="build/tests/bench_train --checkpointing --batch 1 --steps 2 --threads 1 model.nf=128"

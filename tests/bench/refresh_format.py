@@ -11,6 +11,7 @@ bench's own header line (threads, load average) where it has one.
 Standard library only.
 """
 import json
+import os
 import re
 import sys
 
@@ -146,22 +147,29 @@ def dist(logs):
 
 
 def step(logs):
-    text = read(logs[0])
-    body, base = [], {}
-    for line in text.splitlines():
-        parts = line.split(None, 7)
-        if len(parts) < 8 or parts[0] != "DDPM++" or not is_number(parts[6]):
-            continue
-        _, scale, _, top, all_ops, reads, ms, label = parts
-        ms = float(ms)
-        if label.startswith("per tensor"):
-            base[scale] = ms
-            shown = f"{ms:.0f}"
-        else:
-            shown = f"{ms:.0f} ({ratio(ms, base.get(scale, 0))})"
-        body.append([label, scale, group(float(top)), group(float(all_ops)), reads, shown])
-    table(["update", "loss scale", "top-level ops", "all ops", "host reads", "ms per step"], body)
-    context(text, "update half")
+    body = []
+    for log in logs:
+        text = read(log)
+        base = {}
+        config = ""
+        for line in text.splitlines():
+            if line.startswith("update half"):
+                config = os.path.basename(line.split(", ")[1]).removesuffix(".yaml")
+            parts = line.split(None, 8)
+            if len(parts) < 9 or parts[0] != "DDPM++" or not is_number(parts[7]):
+                continue
+            _, scale, _, top, launches, all_ops, reads, ms, label = parts
+            ms = float(ms)
+            if label.startswith("per tensor"):
+                base[scale] = ms
+                shown = f"{ms:.0f}"
+            else:
+                shown = f"{ms:.0f} ({ratio(ms, base.get(scale, 0))})"
+            body.append([config, label, scale, group(float(top)), group(float(launches)),
+                         group(float(all_ops)), reads, shown])
+        context(text, "update half")
+    table(["config", "update", "loss scale", "top-level ops", "CUDA launches (estimate)", "all ops",
+           "host reads", "ms per step"], body)
 
 
 def train_rows(text):

@@ -48,6 +48,7 @@
 #include "core/error.h"         // defines: detail::concat
 #include "core/config.h"        // defines: Config, load_config
 #include "dist/communicator.h"   // defines: Communicator, Work
+#include "dist/context.h"        // defines: configure_device_math
 #include "dist/param_shards.h"   // defines: ParamShards
 #include "losses/loss.h"        // defines: make_loss
 #include "nn/model_factory.h"   // defines: make_score_net
@@ -82,6 +83,7 @@ struct TrainRow {
 };
 
 TrainRow time_training(const Config& c, const torch::Device& device, int64_t batch, int64_t steps) {
+  configure_device_math(c, device);  // the trainer's math modes (TF32, cuDNN)
   torch::manual_seed(0);
   auto sde = make_sde(c);
   auto net = make_score_net(c);
@@ -130,6 +132,7 @@ TrainRow time_training(const Config& c, const torch::Device& device, int64_t bat
 }
 
 double time_sampling(const Config& c, const torch::Device& device, int64_t batch, int64_t* nfe) {
+  configure_device_math(c, device);  // the trainer's math modes (TF32, cuDNN)
   torch::manual_seed(0);
   auto sde = make_sde(c);
   auto net = make_score_net(c);
@@ -178,6 +181,7 @@ class CheckpointingRun {
  public:
   CheckpointingRun(const Config& c, const torch::Device& device, int64_t batch)
       : c_(c), device_(device), batch_(batch) {
+    configure_device_math(c, device);
     torch::manual_seed(0);
     net_ = make_score_net(c);
     net_->to(device);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include "core/error.h"
 #include "testing/local_comm.h"
@@ -96,6 +97,51 @@ TEST(Ema, EdmUpdatesByHand) {
   ema.update(model, 4, 4);  // half-life min(5e5, 4·0.5) = 2 images: beta = 0.5^(4/2)
   EXPECT_NEAR(ema.shadow("edm_500").at("w")[0].item<float>(), 9 + 0.25 * (5 - 9), 1e-6);
   EXPECT_NEAR(ema.shadow("edm_500").at("w")[1].item<float>(), 6.0, 1e-6);
+}
+
+// A model of random float32 tensors, large enough for the CPU kernels'
+// vectorised and scalar tails.
+struct Wide : torch::nn::Module {
+  Wide() {
+    a = register_parameter("a", torch::randn({1031}));
+    b = register_parameter("b", torch::randn({7, 3}));
+  }
+  torch::Tensor a, b;
+};
+
+TEST(Ema, EdmUpdateHasTheBitsOfLerp) {
+  // EDM's EMA runs in multi-tensor kernels; each shadow must hold exactly
+  // what torch::lerp(p, s, beta), the per-tensor form it replaced, gives:
+  // beta >= 1/2 (past the ramp-up) and beta < 1/2 (its first steps), applied
+  // and skipped.
+  torch::manual_seed(3);
+  Wide model;
+  // Half-life 0.2 kimg, ramp-up 0.05: 64 images before give h = 3.2 images,
+  // beta = 0.5^(4/3.2) < 1/2; 10^7 images before give h = 200, beta > 1/2.
+  Ema ema(model, ema_config(0.9, {}, 0.2, 0.05));
+  const std::string name = "edm_0.2";
+  for (const int64_t before : {int64_t{64}, int64_t{10000000}}) {
+    const float beta = static_cast<float>(Ema::edm_beta(0.2, 0.05, 4, before));
+    ASSERT_EQ(beta < 0.5f, before == 64) << beta;
+    for (const bool skip : {false, true}) {
+      {
+        torch::NoGradGuard no_grad;
+        model.a.copy_(torch::randn_like(model.a));
+        model.b.copy_(torch::randn_like(model.b));
+      }
+      const auto shadow = ema.shadow(name);
+      std::map<std::string, torch::Tensor> expected;
+      for (const auto& [param, s] : shadow) {
+        const torch::Tensor p = param == "a" ? model.a.detach() : model.b.detach();
+        expected[param] = skip ? s.clone() : torch::lerp(p, s, beta);
+      }
+      ema.update(model, 4, before, torch::full({}, skip ? 1.0 : 0.0, torch::kDouble));
+      for (const auto& [param, s] : ema.shadow(name))
+        EXPECT_TRUE(torch::equal(s, expected[param]))
+            << param << " beta " << beta << (skip ? " skipped" : " applied") << ": max diff "
+            << (s - expected[param]).abs().max().item<float>();
+    }
+  }
 }
 
 TEST(Ema, SeveralRatesEvolveIndependently) {
