@@ -233,6 +233,17 @@ class C10dCommunicator : public Communicator {
     auto work = group_->allreduce(tensors, sum());
     return std::make_unique<C10dWork<decltype(work)>>(std::move(work), rank_, name_, timeout_s_);
   }
+  std::unique_ptr<Work> all_reduce_mean_async(torch::Tensor& t) override {
+    if (!nccl()) return Communicator::all_reduce_mean_async(t);
+    check(t, "all_reduce_mean_async");
+    TORCH_CHECK(!staged(t), "all_reduce_mean_async: the ", name_, " communicator takes ",
+                stage_on_, " tensors, got ", t.device());
+    std::vector<at::Tensor> tensors{t};
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::AVG;  // NCCL divides inside the reduction
+    auto work = group_->allreduce(tensors, opts);
+    return std::make_unique<C10dWork<decltype(work)>>(std::move(work), rank_, name_, timeout_s_);
+  }
   void broadcast(torch::Tensor& t, int root) override {
     check(t, "broadcast");
     if (staged(t)) return through(t, t.to(stage_on_), [&](torch::Tensor& c) { broadcast(c, root); });
@@ -253,11 +264,22 @@ class C10dCommunicator : public Communicator {
     run("all_gather", [&] { return group_->allgather(outputs, inputs); });
     return out;
   }
+  void all_gather_into(torch::Tensor& out, const torch::Tensor& t) override {
+    if (!nccl() || staged(t)) return Communicator::all_gather_into(out, t);
+    check(out, "all_gather_into");
+    check(t, "all_gather_into");
+    TORCH_CHECK(t.dim() > 0 && out.size(0) == size_ * t.size(0),
+                "all_gather_into: out must have ", size_, " times t's rows");
+    // In place when t is out's own part: NCCL reads and writes one buffer.
+    auto input = t;
+    run("all_gather_into", [&] { return group_->_allgather_base(out, input); });
+  }
   void barrier() override {
     run("barrier", [&] { return group_->barrier(); });
   }
 
  private:
+  bool nccl() const { return std::strcmp(name_, "nccl") == 0; }
   static c10d::AllreduceOptions sum() {
     c10d::AllreduceOptions opts;
     opts.reduceOp = c10d::ReduceOp::SUM;

@@ -14,6 +14,17 @@ void Communicator::all_reduce_mean(torch::Tensor& t) {
   if (size() > 1) t.div_(size());
 }
 
+std::unique_ptr<Work> Communicator::all_reduce_mean_async(torch::Tensor& t) {
+  if (size() > 1) t.mul_(1.0 / size());
+  return all_reduce_sum_async(t);
+}
+
+void Communicator::all_gather_into(torch::Tensor& out, const torch::Tensor& t) {
+  TORCH_CHECK(out.is_contiguous() && t.dim() > 0 && out.size(0) == size() * t.size(0),
+              "all_gather_into: out must be contiguous with ", size(), " times t's rows");
+  out.copy_(all_gather(t.contiguous()).view_as(out));
+}
+
 namespace {
 
 class DoneWork : public Work {

@@ -46,10 +46,19 @@ class Communicator {
   // untouched until wait(). Collectives complete in the order they start.
   // REQUIRES: float32/float64/int tensors (no float16/bfloat16).
   virtual std::unique_ptr<Work> all_reduce_sum_async(torch::Tensor& t) = 0;
+  // The mean, started as all_reduce_sum_async is: NCCL averages in the
+  // reduction itself (ReduceOp::AVG); the others multiply by 1/size() first
+  // (as DDP does: a sum of large values cannot overflow where their mean
+  // would not), then sum.
+  virtual std::unique_ptr<Work> all_reduce_mean_async(torch::Tensor& t);
   // Root's values to every rank, in place.
   virtual void broadcast(torch::Tensor& t, int root) = 0;
   // Every rank's `t` [n, ...] concatenated in rank order: [size * n, ...].
   virtual torch::Tensor all_gather(const torch::Tensor& t) = 0;
+  // The same into `out` [size * n, ...] (contiguous): MPI and NCCL write it
+  // in place, with no buffer, and `t` may be out's own part (rows
+  // [rank * n, (rank + 1) * n)); the others gather, then copy.
+  virtual void all_gather_into(torch::Tensor& out, const torch::Tensor& t);
   virtual void barrier() = 0;
   // Lets the async collectives in flight advance, without blocking. Open MPI's
   // nonblocking collectives move only inside MPI calls, so code that computes

@@ -1,7 +1,30 @@
 // Bucketed, overlapped gradient all-reduce (see grad_sync.h).
 #include "dist/grad_sync.h"
 
+#include <functional>
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+
 namespace scorch {
+namespace {
+
+// A post hook of a gradient accumulation node: calls `done` once autograd
+// has accumulated the parameter's gradient into its .grad.
+class AfterAccumulate : public torch::autograd::FunctionPostHook {
+ public:
+  explicit AfterAccumulate(std::function<void()> done) : done_(std::move(done)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    done_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> done_;
+};
+
+}  // namespace
 
 GradSync::GradSync(const torch::OrderedDict<std::string, torch::Tensor>& params,
                    Communicator& comm, const GradSyncOptions& options)
@@ -43,12 +66,21 @@ GradSync::GradSync(const torch::OrderedDict<std::string, torch::Tensor>& params,
           b.buffer.narrow(0, s.offset, s.param.numel()).as_strided(s.param.sizes(), s.param.strides());
     }
   }
+  torch::NoGradGuard no_grad;
   for (size_t i = 0; i < slots_.size(); ++i) {
-    auto& p = slots_[i].param;
-    p.register_hook([this, i](torch::Tensor grad) {
-      on_grad(static_cast<int64_t>(i), grad);
+    auto& s = slots_[i];
+    s.param.mutable_grad() = s.grad_view;
+    const auto slot = static_cast<int64_t>(i);
+    s.param.register_hook([this, slot](torch::Tensor grad) {
+      before_accumulate(slot);
       return grad;
     });
+    // After accumulation, as DDP's reducer hooks it: a post hook on the
+    // parameter's accumulation node, which the parameter holds weakly.
+    auto accumulator = torch::autograd::impl::grad_accumulator(s.param);
+    TORCH_CHECK(accumulator, "GradSync: parameter ", s.name, " has no gradient accumulator");
+    accumulator->add_post_hook(std::make_unique<AfterAccumulate>([this, slot] { after_accumulate(slot); }));
+    accumulators_.push_back(std::move(accumulator));
   }
   reset();
 }
@@ -68,20 +100,39 @@ void GradSync::reset() {
   next_launch_ = 0;
 }
 
-void GradSync::on_grad(int64_t i, const torch::Tensor& grad) {
+int64_t GradSync::bucket_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& b : buckets_) bytes += b.buffer.numel() * static_cast<int64_t>(b.buffer.element_size());
+  return bytes;
+}
+
+void GradSync::before_accumulate(int64_t i) {
   auto& s = slots_[i];
-  // .grad still the bucket view of the last finish(): stale (the bucket is
-  // about to be rewritten), so autograd starts a fresh gradient instead of
-  // adding into the view.
-  if (s.param.grad().defined() && s.param.grad().is_same(s.grad_view)) s.param.mutable_grad().reset();
+  torch::NoGradGuard no_grad;
+  if (stale_) {  // the first gradient of a step: the buckets start from zero
+    for (auto& b : buckets_) b.buffer.zero_();
+    stale_ = false;
+  }
+  // Reset by someone (an optimizer's zero_grad): the view again, so that
+  // autograd accumulates into the bucket rather than making a new tensor.
+  if (!s.param.grad().is_same(s.grad_view)) {
+    if (s.param.grad().defined()) s.grad_view.add_(s.param.grad());
+    s.param.mutable_grad() = s.grad_view;
+  }
+}
+
+void GradSync::after_accumulate(int64_t i) {
+  auto& s = slots_[i];
+  // Autograd accumulates out of place when it records a graph of the
+  // backward (create_graph): the result goes back into the bucket.
+  if (!s.param.grad().is_same(s.grad_view)) {
+    torch::NoGradGuard no_grad;
+    s.grad_view.copy_(s.param.grad());
+    s.param.mutable_grad() = s.grad_view;
+  }
   if (!enabled_) return;
   TORCH_CHECK(!s.ready, "parameter ", s.name, " got two gradients in one backward");
   auto& b = buckets_[s.bucket];
-  // The hook runs before autograd accumulates into .grad, so earlier
-  // micro-batches' gradients (accumulated with syncing off) are added here.
-  torch::NoGradGuard no_grad;
-  s.grad_view.copy_(grad);
-  if (add_accumulated_ && s.param.grad().defined()) s.grad_view.add_(s.param.grad());
   s.ready = true;
   if (--b.pending == 0) launch_ready();
   // Buckets already started advance only inside MPI calls: give them one
@@ -94,10 +145,7 @@ void GradSync::launch_ready() {
   while (next_launch_ < static_cast<int64_t>(buckets_.size()) &&
          buckets_[next_launch_].pending == 0) {
     auto& b = buckets_[next_launch_];
-    // Divided before the sum (as DDP does), so a sum of large gradients
-    // cannot overflow where their mean would not.
-    if (comm_.size() > 1) b.buffer.mul_(1.0 / comm_.size());
-    b.work = comm_.all_reduce_sum_async(b.buffer);
+    b.work = comm_.all_reduce_mean_async(b.buffer);
     launched_log_.push_back(next_launch_);
     ++next_launch_;
   }
@@ -107,17 +155,24 @@ void GradSync::finish() {
   DeviceTimer timer(buckets_.empty() ? torch::Device(torch::kCPU) : buckets_.front().buffer.device());
   torch::NoGradGuard no_grad;
   TORCH_CHECK(enabled_, "finish() with syncing disabled: use reduce_accumulated()");
-  // Parameters without a gradient this step contribute zeros.
+  // No backward since the last finish(): nothing but zeros to reduce.
+  if (stale_) {
+    for (auto& b : buckets_) b.buffer.zero_();
+    stale_ = false;
+  }
+  // Parameters without a gradient this step contribute what their views hold:
+  // zeros, or what earlier micro-batches accumulated.
   for (auto& s : slots_)
     if (!s.ready) {
-      auto& b = buckets_[s.bucket];
-      s.grad_view.zero_();
+      if (!s.param.grad().is_same(s.grad_view)) {
+        if (s.param.grad().defined()) s.grad_view.add_(s.param.grad());
+        s.param.mutable_grad() = s.grad_view;
+      }
       s.ready = true;
-      --b.pending;
+      --buckets_[s.bucket].pending;
     }
   launch_ready();
   for (auto& b : buckets_) b.work->wait();
-  for (auto& s : slots_) s.param.mutable_grad() = s.grad_view;
   timer.stop();
   // CUDA: the timers of earlier steps whose work is done are read without a
   // sync (which also bounds the list on ranks that never ask); the rest wait
@@ -130,6 +185,7 @@ void GradSync::finish() {
   last_launch_order_ = launched_log_;
   launched_log_.clear();
   reset();
+  stale_ = true;
 }
 
 double GradSync::wait_seconds() const {
@@ -139,17 +195,8 @@ double GradSync::wait_seconds() const {
 }
 
 void GradSync::reduce_accumulated() {
-  torch::NoGradGuard no_grad;
+  // .grad already holds the accumulated gradients, in the buckets.
   reset();
-  for (auto& s : slots_) {
-    auto& b = buckets_[s.bucket];
-    if (s.param.grad().defined())
-      s.grad_view.copy_(s.param.grad());
-    else
-      s.grad_view.zero_();
-    s.ready = true;
-    --b.pending;
-  }
   const bool was = enabled_;
   enabled_ = true;
   finish();

@@ -1,28 +1,32 @@
 // Data-parallel gradient synchronisation, overlapped with backward (after
 // PyTorch DDP, Li et al. VLDB 2020): trainable parameters are grouped into
 // buckets of about `bucket_mb` in reverse registration order (roughly the
-// order backward produces their gradients). A hook on each parameter copies
-// its gradient into its bucket; when a bucket is complete, and every bucket
-// before it has started, its all-reduce starts, while backward goes on. So
-// buckets start in index order on every rank, which collectives require.
-// Every hook also calls Communicator::progress, so the all-reduces in flight
-// advance during backward (MPI moves them only inside MPI calls).
-// finish() starts what is left (a parameter that got no gradient contributes
-// zeros), waits, and sets each parameter's .grad to the view of its bucket
-// that holds the mean gradient (no copy). The next backward treats such a
-// .grad as stale: it starts a fresh gradient rather than adding to it.
+// order backward produces their gradients). Each parameter's .grad is a view
+// of its bucket, in the parameter's layout (DDP's gradient_as_bucket_view):
+// autograd accumulates into it in place, so there is one gradient set and no
+// copy per parameter. A hook after each parameter's accumulation counts it
+// done; when a bucket is complete, and every bucket before it has started,
+// its all-reduce (the mean: NCCL's AVG, else 1/W premultiplied) starts while
+// backward goes on. So buckets start in index order on every rank, which
+// collectives require. Every such hook also calls Communicator::progress, so
+// the all-reduces in flight advance during backward (MPI moves them only
+// inside MPI calls). finish() starts what is left (a parameter that got no
+// gradient contributes zeros) and waits: .grad then holds the mean gradient.
+// The first backward after finish() treats the buckets as stale: its first
+// hook zeroes them (one fill per bucket) before anything accumulates.
 //
 //   GradSync sync(model.named_parameters(), *comm, {25.0});
 //   loss.backward();            // hooks start bucket all-reduces
 //   sync.finish();              // .grad = mean over ranks
 //
 // Not thread-safe; one backward at a time. With gradient accumulation, call
-// set_enabled(false) for all micro-batches but the last (hooks then do
-// nothing and nothing is communicated) and set_enabled(true, true) for the
-// last: its hooks add the gradients accumulated in .grad to their bucket, so
-// the reduction of the whole accumulated gradient still overlaps the last
-// backward. reduce_accumulated() instead all-reduces .grad after backward,
-// bucket by bucket, without overlap.
+// set_enabled(false) for all micro-batches but the last (gradients then
+// accumulate in the buckets and nothing is communicated) and
+// set_enabled(true, true) for the last: the reduction of the whole
+// accumulated gradient still overlaps the last backward. reduce_accumulated()
+// instead all-reduces the accumulated gradients after backward, bucket by
+// bucket, without overlap. A .grad reset by someone else (an optimizer's
+// zero_grad) is made the bucket view again before the next accumulation.
 #pragma once
 
 #include <torch/torch.h>
@@ -51,17 +55,19 @@ class GradSync {
   // Waits for every bucket and writes the mean gradients into .grad.
   void finish();
 
-  // Off: hooks do nothing, so micro-batches accumulate locally.
-  // `add_accumulated`: hooks add the parameter's current .grad (earlier
-  // micro-batches) to the incoming gradient; false treats .grad as stale.
+  // Off: nothing is communicated, so micro-batches accumulate locally.
+  // `add_accumulated`: keep what earlier micro-batches accumulated (the
+  // reduction covers it too); false treats it as stale.
   void set_enabled(bool enabled, bool add_accumulated = false) {
     enabled_ = enabled;
-    add_accumulated_ = add_accumulated;
+    if (enabled && !add_accumulated) stale_ = true;
   }
   // All-reduces every parameter's accumulated .grad (mean), bucket by bucket.
   void reduce_accumulated();
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  // Bytes of all buckets: the one gradient set.
+  int64_t bucket_bytes() const;
   // Parameter names of bucket b, in bucket order.
   std::vector<std::string> bucket_names(int64_t b) const;
   // The order in which buckets started in the last step (for tests: the same
@@ -91,7 +97,11 @@ class GradSync {
     int64_t pending = 0;
     std::unique_ptr<Work> work;
   };
-  void on_grad(int64_t slot, const torch::Tensor& grad);
+  // Before autograd accumulates slot i's gradient: stale buckets zeroed,
+  // .grad made its bucket view.
+  void before_accumulate(int64_t slot);
+  // After it has: slot i counted done.
+  void after_accumulate(int64_t slot);
   void launch_ready();
   void reset();
 
@@ -100,7 +110,10 @@ class GradSync {
   std::vector<Bucket> buckets_;
   int64_t next_launch_ = 0;
   bool enabled_ = true;
-  bool add_accumulated_ = false;
+  bool stale_ = true;  // the buckets hold the last step's gradients
+  // Autograd's accumulation node of each parameter: the parameter holds it
+  // weakly; the hook after accumulation lives on it.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
   std::vector<int64_t> launched_log_, last_launch_order_;
   mutable double wait_seconds_ = 0;
   mutable std::deque<DeviceTimer> unread_waits_;  // CUDA, in step order: not yet in wait_seconds_

@@ -195,6 +195,19 @@ class MpiCommunicator : public Communicator {
     wait_with_deadline(&request, "all_gather", rank_, timeout_s_);
     return out;
   }
+  void all_gather_into(torch::Tensor& out, const torch::Tensor& t) override {
+    check_cpu_contiguous(out, "all_gather_into");
+    check_cpu_contiguous(t, "all_gather_into");
+    TORCH_CHECK(t.dim() > 0 && out.size(0) == size_ * t.size(0) && out.dtype() == t.dtype(),
+                "all_gather_into: out must have ", size_, " times t's rows, in its dtype");
+    const int bytes = static_cast<int>(t.numel() * t.element_size());
+    // In place when t is out's own part.
+    const bool own = t.data_ptr() == static_cast<char*>(out.data_ptr()) + static_cast<int64_t>(rank_) * bytes;
+    MPI_Request request;
+    SCORCH_MPI_CHECK(MPI_Iallgather(own ? MPI_IN_PLACE : t.data_ptr(), bytes, MPI_BYTE,
+                                    out.data_ptr(), bytes, MPI_BYTE, comm_, &request));
+    wait_with_deadline(&request, "all_gather_into", rank_, timeout_s_);
+  }
   void barrier() override {
     MPI_Request request;
     SCORCH_MPI_CHECK(MPI_Ibarrier(comm_, &request));

@@ -3,6 +3,7 @@
 #include "dist/param_shards.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -110,10 +111,52 @@ void ParamShards::gather_chunks(const std::vector<torch::Tensor>& flat,
   }
 }
 
+void ParamShards::flatten(const std::vector<torch::Tensor>& tensors) const {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(tensors.size() == offsets_.size(), "ParamShards::flatten: ", tensors.size(),
+              " tensors, the split has ", offsets_.size());
+  // Past N (the last shards' padding) zeros, which all_gather moves as such.
+  auto buffer = torch::zeros({world_ * shard_size_}, torch::TensorOptions().dtype(dtype_).device(device_));
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto& t = const_cast<torch::Tensor&>(tensors[i]);
+    TORCH_CHECK(t.sizes() == c10::IntArrayRef(sizes_[i]) && t.strides() == c10::IntArrayRef(strides_[i]),
+                "ParamShards::flatten: tensor ", i, " is not laid out as the split's");
+    // The place's memory order is the tensor's: copy element i of memory to
+    // element i of the place, then make the place the tensor.
+    buffer.narrow(0, offsets_[i], numels_[i]).copy_(flat_memory(t));
+    t.set_data(buffer.as_strided(sizes_[i], strides_[i], offsets_[i]));
+  }
+}
+
+torch::Tensor ParamShards::flattened(const std::vector<torch::Tensor>& tensors) const {
+  if (tensors.empty() || world_ * shard_size_ == 0) return {};
+  const auto& first = tensors.front();
+  const int64_t base = first.storage_offset() - offsets_[0];
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    if (!t.storage().is_alias_of(first.storage()) || t.storage_offset() != base + offsets_[i] ||
+        t.sizes() != c10::IntArrayRef(sizes_[i]) || t.strides() != c10::IntArrayRef(strides_[i]))
+      return {};
+  }
+  const auto element = static_cast<int64_t>(c10::elementSize(dtype_));
+  if (base < 0 || static_cast<int64_t>(first.storage().nbytes()) < (base + world_ * shard_size_) * element)
+    return {};
+  return first.as_strided({world_ * shard_size_}, {1}, base);
+}
+
 void ParamShards::all_gather(const std::vector<torch::Tensor>& tensors, Communicator& comm) const {
   torch::NoGradGuard no_grad;  // parameters are written in place
   TORCH_CHECK(tensors.size() == offsets_.size(), "ParamShards::all_gather: ", tensors.size(),
               " tensors, the split has ", offsets_.size());
+  TORCH_CHECK(comm.size() == world_ && comm.rank() == rank_, "ParamShards: made for rank ", rank_,
+              " of ", world_, ", used with rank ", comm.rank(), " of ", comm.size());
+  // Laid out by flatten(), with a shard MPI can count in bytes: in place, at once.
+  auto whole = flattened(tensors);
+  if (whole.defined() && shard_size_ * static_cast<int64_t>(c10::elementSize(dtype_)) <
+                             std::numeric_limits<int>::max()) {
+    if (world_ > 1) comm.all_gather_into(whole, whole.narrow(0, rank_ * shard_size_, shard_size_));
+    return;
+  }
   std::vector<torch::Tensor> flat;
   for (size_t i = 0; i < tensors.size(); ++i) {
     TORCH_CHECK(tensors[i].strides() == c10::IntArrayRef(strides_[i]) &&

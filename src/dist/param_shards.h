@@ -62,9 +62,19 @@ class ParamShards {
   // device.
   torch::Tensor local_of(size_t i, const torch::Tensor& t) const;
 
+  // Moves `tensors` (the split's, e.g. the parameters) into one buffer of
+  // W * S elements, laid end to end in the split's order, each keeping its
+  // values, sizes and strides (set_data: modules and optimizers holding them
+  // see the move). Rank q's shard is then elements [q * S, (q + 1) * S) of
+  // that buffer, so all_gather() gathers into it in place: one collective,
+  // no copy per tensor.
+  void flatten(const std::vector<torch::Tensor>& tensors) const;
+
   // Collective: every rank's part of `tensors` (tensor i: its sizes and
   // strides, the dtype and device given at construction) written into every
-  // other rank's `tensors`, in place.
+  // other rank's `tensors`, in place. Tensors laid out by flatten() are
+  // gathered by one in-place collective (Communicator::all_gather_into);
+  // others through chunks of the flat index space, copied per tensor.
   void all_gather(const std::vector<torch::Tensor>& tensors, Communicator& comm) const;
 
   // Collective: whole tensors assembled from every rank's `pieces` (piece i:
@@ -82,6 +92,9 @@ class ParamShards {
   void copy_range(int64_t a, int64_t b, const torch::Tensor& buffer,
                   const std::vector<torch::Tensor>& flat, const std::vector<int64_t>& base,
                   bool into_buffer) const;
+  // The W * S elements of `tensors` as one 1-D view when flatten() laid
+  // them out (every tensor at its place in one storage); undefined if not.
+  torch::Tensor flattened(const std::vector<torch::Tensor>& tensors) const;
   // Every rank's elements of `flat` to every rank in chunks: `take(q, a, b,
   // data)` gets rank q's elements [a, b) (data[0] is element a).
   template <typename Take>

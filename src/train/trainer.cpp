@@ -318,6 +318,9 @@ void set_up(Run& r) {
         r.optimizer->params(), r.ctx.rank, static_cast<int>(world),
         static_cast<int64_t>(c.dist.bucket_mb * 1024 * 1024));
     r.optimizer->shard(r.shards, r.comm.get());
+    // The parameters in one buffer, shard by shard: the all-gather after each
+    // update writes into them in place.
+    r.shards->flatten(r.optimizer->params());
   }
   if (r.shards && c.dist.shard_state == ShardState::kOptimizerEma)
     r.ema = std::make_unique<Ema>(*r.net, c.model, r.shards, r.comm.get());

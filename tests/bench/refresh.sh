@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.."
 scratch=/tmp/scorch_refresh
 
 names=(toy recipes loader convert sampler_throughput sampler_quality eval dist step patch
-  checkpointing sharding)
+  checkpointing sharding gradients)
 declare -A commands
 # The toy: the embedded default as command 1 trains it (configs/toy/eight_gaussians_vp.yaml,
 # two snapshots), then the quality test's runs (tests/train/trainer_toy_quality_test.cpp).
@@ -45,6 +45,7 @@ commands[patch]="build/tests/bench_train --configs configs/fashion_mnist/adm.yam
 build/tests/bench_train --configs configs/fashion_mnist/patch16.yaml --batch 32 --steps 5 --precisions fp32 --pc-steps 40 --sample-batch 32 --threads 1 model.nf=32 model.patch_sampling=full"
 commands[checkpointing]="build/tests/bench_train --checkpointing --batch 1 --steps 2 --threads 1 model.nf=128"
 commands[sharding]="build/tests/bench_train --sharding --steps 2 --threads 1"
+commands[gradients]="build/tests/bench_train --gradients --batch 2"
 
 list() {
   local name line

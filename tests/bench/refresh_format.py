@@ -226,10 +226,18 @@ def sharding(logs):
     context(text, "bench_train")
 
 
+def gradients(logs):
+    text = read(logs[0])
+    body = [[name.strip(), *figures] for name, *figures in rows(text, 4)]
+    table(["model", "params MiB", "buckets MiB", "other held MiB", "gradient bytes / parameter bytes"],
+          body)
+    context(text, "bench_train")
+
+
 FORMATS = {"toy": toy, "recipes": recipes, "loader": loader, "convert": convert,
            "sampler_throughput": sampler_throughput, "sampler_quality": sampler_quality,
            "eval": eval_, "dist": dist, "step": step, "patch": patch,
-           "checkpointing": checkpointing, "sharding": sharding}
+           "checkpointing": checkpointing, "sharding": sharding, "gradients": gradients}
 
 
 def main():

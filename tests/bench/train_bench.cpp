@@ -29,6 +29,13 @@
 // copies rank 0's part W times), so the time has the update's and the
 // gather's memory traffic but no network.
 //   bench_train --sharding [--steps S] [--configs ...] [--threads T] [key=value ...]
+// --gradients prints instead, for the CIFAR-10 DDPM++ and NCSN++ configs (or
+// --configs), the gradient memory of a data-parallel step: the parameters'
+// bytes, GradSync's buckets, and the heap that forward + backward leave
+// allocated besides them (a second gradient set would show here), measured
+// after the optimizer's zero_grad as the trainer runs it; the last column is
+// the gradient bytes at the end of backward over the parameter bytes.
+//   bench_train --gradients [--batch B] [--configs ...] [key=value ...]
 #include <malloc.h>
 #include <torch/version.h>
 
@@ -49,6 +56,7 @@
 #include "core/config.h"        // defines: Config, load_config
 #include "dist/communicator.h"   // defines: Communicator, Work
 #include "dist/context.h"        // defines: configure_device_math
+#include "dist/grad_sync.h"      // defines: GradSync
 #include "dist/param_shards.h"   // defines: ParamShards
 #include "losses/loss.h"        // defines: make_loss
 #include "nn/model_factory.h"   // defines: make_score_net
@@ -360,6 +368,50 @@ void sharding_table(const std::vector<std::pair<std::string, std::string>>& mode
   }
 }
 
+// One row per model: the gradient memory of a data-parallel step (see the
+// file's comment). The second step is measured: the first warms the allocator.
+void gradients_table(const std::vector<std::pair<std::string, std::string>>& models,
+                     const std::vector<std::string>& overrides, const torch::Device& device,
+                     int64_t batch) {
+  std::printf("%-16s %12s %12s %16s %14s\n", "model", "params MiB", "buckets MiB",
+              "other held MiB", "grad / params");
+  for (const auto& [name, path] : models) {
+    const Config c = load_config(path, overrides);
+    torch::manual_seed(0);
+    auto net = make_score_net(c);
+    net->to(device);
+    net->train();
+    auto loss = make_loss(c, make_sde(c));
+    auto comm = make_local_communicator();
+    GradSync grad_sync(net->named_parameters(), *comm, GradSyncOptions{c.dist.bucket_mb});
+    int64_t param_bytes = 0;
+    for (const auto& p : net->parameters())
+      if (p.requires_grad()) param_bytes += p.numel() * static_cast<int64_t>(p.element_size());
+    auto shape = sample_shape(c);
+    shape.insert(shape.begin(), batch);
+    const auto x = torch::rand(shape, torch::TensorOptions().device(device)) * 2 - 1;
+    double held = 0;
+    for (int64_t s = 0; s < 2; ++s) {
+      for (auto& p : net->parameters()) p.mutable_grad().reset();  // Optimizer::zero_grad
+      BatchRandom noise(c.seed, s, batch, 0, batch);
+      sync(device);
+      malloc_trim(0);
+      const double before = heap_mib();
+      {
+        LossOutput out = (*loss)(*net, x, {}, &noise);
+        out.loss.to(torch::kFloat).backward();
+      }
+      sync(device);
+      held = heap_mib() - before;
+      grad_sync.finish();
+    }
+    const double mib = 1048576.0;
+    std::printf("%-16s %12.1f %12.1f %16.1f %14.2f\n", name.c_str(), param_bytes / mib,
+                grad_sync.bucket_bytes() / mib, held,
+                (grad_sync.bucket_bytes() + held * mib) / static_cast<double>(param_bytes));
+  }
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -395,6 +447,10 @@ int main(int argc, char** argv) {
   app.add_flag("--sharding", sharding,
                "optimizer and EMA state per rank and update time per dist.shard_state at 1, 2 and "
                "4 ranks (DDPM++ 256 px, ADM LSUN-256) instead");
+  bool gradients = false;
+  app.add_flag("--gradients", gradients,
+               "gradient memory of a data-parallel step (GradSync's buckets and what else "
+               "backward leaves) instead");
   int threads = 0;
   app.add_option("--threads", threads, "LibTorch intra-op threads (0: LibTorch's default)")
       ->check(CLI::NonNegativeNumber);
@@ -436,6 +492,21 @@ int main(int argc, char** argv) {
   }
 
   std::vector<std::string> base;
+  if (gradients) {
+    std::vector<std::pair<std::string, std::string>> models = {
+        {"DDPM++ (VP)", std::string(SCORCH_SOURCE_DIR) + "/configs/vp/cifar10_ddpmpp_continuous.yaml"},
+        {"NCSN++ (VE)", std::string(SCORCH_SOURCE_DIR) + "/configs/ve/cifar10_ncsnpp_continuous.yaml"}};
+    if (!configs.empty()) {
+      models.clear();
+      for (const auto& path : split(configs)) models.emplace_back(path, path);
+    }
+    std::printf("bench_train --gradients: %s, LibTorch %s, batch %lld; overrides:", device.str().c_str(),
+                TORCH_VERSION, static_cast<long long>(batch));
+    for (const auto& o : extra) std::printf(" %s", o.c_str());
+    std::printf("\n\n");
+    gradients_table(models, extra, device, batch);
+    return 0;
+  }
   if (!gpu) base.push_back("model.nf=32");
   base.insert(base.end(), extra.begin(), extra.end());
   const std::string src = SCORCH_SOURCE_DIR;

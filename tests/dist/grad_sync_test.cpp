@@ -38,5 +38,56 @@ TEST(GradSync, BucketsAndOneRankGradients) {
   EXPECT_EQ(sync.last_launch_order(), order);
 }
 
+// The one gradient set: through backward, before finish(), every .grad is a
+// view of a bucket (as many storages as buckets, their bytes the
+// parameters'), accumulation adds in place over micro-batches, the first
+// backward after finish() starts from zero, and an optimizer's zero_grad
+// (which resets .grad) changes none of this.
+TEST(GradSync, GradientsLiveInTheBucketsThroughBackward) {
+  torch::manual_seed(3);
+  torch::nn::Sequential net(torch::nn::Linear(6, 32), torch::nn::SiLU(), torch::nn::Linear(32, 32),
+                            torch::nn::SiLU(), torch::nn::Linear(32, 2));
+  torch::nn::Sequential twin(torch::nn::Linear(6, 32), torch::nn::SiLU(), torch::nn::Linear(32, 32),
+                             torch::nn::SiLU(), torch::nn::Linear(32, 2));
+  {
+    torch::NoGradGuard no_grad;
+    auto a = net->parameters(), b = twin->parameters();
+    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  }
+  auto comm = make_local_communicator();
+  GradSync sync(net->named_parameters(), *comm, {2.0 / 1024});
+  ASSERT_GT(sync.num_buckets(), 1);
+  int64_t param_bytes = 0;
+  for (const auto& p : net->parameters()) param_bytes += p.numel() * static_cast<int64_t>(p.element_size());
+  EXPECT_EQ(sync.bucket_bytes(), param_bytes);
+  const auto x = torch::randn({8, 6});
+  const auto loss = [&](torch::nn::Sequential& m, int64_t part) {
+    return m->forward(x.narrow(0, 4 * part, 4)).pow(2).mean();
+  };
+  for (int step = 0; step < 3; ++step) {
+    if (step == 2)
+      for (auto& p : net->parameters()) p.mutable_grad().reset();  // zero_grad's way
+    // Two micro-batches: the first with syncing off, the second on.
+    sync.set_enabled(false);
+    loss(net, 0).backward();
+    sync.set_enabled(true, /*add_accumulated=*/true);
+    loss(net, 1).backward();
+    std::set<const void*> storages;
+    for (const auto& p : net->parameters()) {
+      ASSERT_TRUE(p.grad().defined());
+      storages.insert(p.grad().storage().unsafeGetStorageImpl());
+    }
+    EXPECT_EQ(static_cast<int64_t>(storages.size()), sync.num_buckets()) << "step " << step;
+    sync.finish();
+    // The reference: plain autograd on the twin, fresh gradients each step.
+    for (auto& p : twin->parameters()) p.mutable_grad().reset();
+    loss(twin, 0).backward();
+    loss(twin, 1).backward();
+    auto got = net->parameters(), want = twin->parameters();
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(torch::equal(got[i].grad(), want[i].grad())) << "step " << step << " param " << i;
+  }
+}
+
 }  // namespace
 }  // namespace scorch

@@ -21,6 +21,7 @@ namespace {
 
 struct Mpi : ::testing::Test {
   static void SetUpTestSuite() {
+    if (comm) return;  // set up by an earlier suite of this fixture
     ASSERT_TRUE(launched_by_mpi()) << "run under mpirun";
     Config c;
     c.dist.device = DeviceName::kCpu;
@@ -87,10 +88,44 @@ std::vector<torch::Tensor> uneven_tensors() {
           torch::zeros({7}), torch::zeros({1})};
 }
 
-TEST_F(Mpi, ParamShardsGatherEveryRanksPartInPlaceAndOnTheRoot) {
+TEST_F(Mpi, AllGatherIntoInPlaceAndFromAnotherTensor) {
+  const int r = ctx.rank, w = ctx.world_size;
+  // In place: each rank's part of `out` is its input.
+  auto out = torch::full({3 * w}, -1.0f);
+  out.narrow(0, 3 * r, 3).fill_(static_cast<float>(r + 1));
+  comm->all_gather_into(out, out.narrow(0, 3 * r, 3));
+  auto other = torch::empty({3 * w});
+  comm->all_gather_into(other, torch::full({3}, static_cast<float>(10 * r)));
+  for (int q = 0; q < w; ++q) {
+    EXPECT_TRUE(torch::equal(out.narrow(0, 3 * q, 3), torch::full({3}, static_cast<float>(q + 1))));
+    EXPECT_TRUE(torch::equal(other.narrow(0, 3 * q, 3), torch::full({3}, static_cast<float>(10 * q))));
+  }
+  // The mean started asynchronously.
+  auto m = torch::full({5}, static_cast<float>(r));
+  comm->all_reduce_mean_async(m)->wait();
+  EXPECT_TRUE(torch::allclose(m, torch::full({5}, (w - 1) / 2.0f)));
+}
+
+// Both layouts: the tensors where they were (gathered chunk by chunk,
+// copied per tensor) and moved into one buffer by flatten() (one in-place
+// collective).
+class ParamShardsGather : public Mpi, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(ParamShardsGather, EveryRanksPartInPlaceAndOnTheRoot) {
   const int r = ctx.rank, w = ctx.world_size;
   auto tensors = uneven_tensors();
   ParamShards shards(tensors, r, w, /*chunk_bytes=*/12);
+  if (GetParam()) {
+    for (size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(torch::rand_like(tensors[i]));
+    std::vector<torch::Tensor> values;
+    for (const auto& t : tensors) values.push_back(t.clone());
+    shards.flatten(tensors);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      EXPECT_TRUE(tensors[i].storage().is_alias_of(tensors[0].storage())) << "tensor " << i;
+      EXPECT_EQ(tensors[i].strides(), values[i].strides()) << "tensor " << i;
+      EXPECT_TRUE(torch::equal(tensors[i], values[i])) << "tensor " << i;
+    }
+  }
   ASSERT_EQ(shards.numel(), 49);
   EXPECT_EQ(shards.shard_size(), (49 + w - 1) / w);
   // Each rank writes 1000 (r + 1) + its global element indices into its part.
@@ -135,6 +170,9 @@ TEST_F(Mpi, ParamShardsGatherEveryRanksPartInPlaceAndOnTheRoot) {
     EXPECT_TRUE(torch::equal(whole[i], tensors[i].to(torch::kDouble))) << "tensor " << i;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ParamShardsGather, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "flattened" : "apart"; });
 
 // Rank 0 joins 0.3 s late: the others wait past their spin into the sleeping
 // backoff (well within the timeout) and still get the sum; progress() never
