@@ -18,4 +18,8 @@ BUILD_TYPE=Release bash launch/build_cuda.sh
 # Every test dependency was just installed: a test that finds one missing
 # fails instead of skipping (tests/testing/dependencies.h, tests/house).
 export CI=${CI:-true}
+# One LibTorch (OpenMP) thread per test: CTest runs nproc tests at once, and
+# the wheel's OpenMP threads, oversubscribed, wait on each other at every
+# small operator (a patch-training test took 861 s instead of about 40).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 (cd build-cuda && ctest --output-on-failure --timeout 1200 -j"$(nproc)")

@@ -8,7 +8,8 @@ namespace scorch::cli {
 void add_model_source_options(CLI::App& cmd, ModelSourceArgs& a) {
   cmd.add_option("--workdir", a.workdir, "run directory: its newest checkpoint and config");
   cmd.add_option("--checkpoint", a.checkpoint,
-                 "a checkpoint file instead of --workdir (its saved config is used)");
+                 "a checkpoint file instead of --workdir (its saved config is used), or an "
+                 "EDM2 Precond state dict saved from Python (with --config naming its preset)");
   cmd.add_option("--score-sde-checkpoint", a.score_sde_checkpoint,
                  "import a yang-song/score_sde_pytorch checkpoint.pth (architecture from --config)");
   cmd.add_option("--guided-diffusion-checkpoint", a.guided_diffusion_checkpoint,

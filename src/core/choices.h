@@ -26,7 +26,7 @@ enum class DatasetName : int {
 };
 // model.name
 enum class ModelName : int {
-  kMlp, kDdpm, kNcsnpp, kAdm, kNcsn, kNcsnv2_64, kNcsnv2_128, kNcsnv2_256, kAnalytic
+  kMlp, kDdpm, kNcsnpp, kAdm, kNcsn, kNcsnv2_64, kNcsnv2_128, kNcsnv2_256, kAnalytic, kEdm2
 };
 enum class EmbeddingType : int { kPositional, kFourier };              // model.embedding_type
 enum class ResBlockType : int { kBigGAN, kDDPM };                      // model.resblock_type
@@ -39,7 +39,9 @@ enum class PatchSampling : int { kTiles, kFull };                      // model.
 enum class Checkpointing : int { kNone, kBlocks, kAttention };        // model.checkpointing
 enum class SdeKind : int { kVE, kVP, kSubVP };                         // training.sde
 // training.loss
-enum class LossName : int { kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm, kEdm, kEdmVp, kEdmVe };
+enum class LossName : int {
+  kAuto, kDsm, kSmld, kDdpm, kSsm, kSsmVr, kEsm, kEdm, kEdmVp, kEdmVe, kEdm2
+};
 enum class Precond : int { kNone, kVP, kVE, kEDM };                    // model.precond
 enum class SsmProjection : int { kRademacher, kGaussian };             // training.ssm_projection
 enum class TimestepSamplerName : int { kUniform, kLossSecondMoment };  // training.timestep_sampler
@@ -61,6 +63,8 @@ enum class DeviceName : int { kAuto, kCpu, kCuda };                    // dist.d
 enum class BackendName : int { kAuto, kMpi, kGloo, kNccl };           // dist.backend
 enum class ShardState : int { kNone, kOptimizer, kOptimizerEma };     // dist.shard_state
 enum class PrecisionDtype : int { kFp32, kBf16, kFp16 };               // precision.dtype
+// A switch whose default depends on other keys (training.zero_nonfinite_grads).
+enum class AutoSwitch : int { kAuto, kTrue, kFalse };
 
 // The names of each enum's values, in enumerator order.
 template <typename E>
@@ -74,7 +78,7 @@ struct ChoiceNames;
 SCORCH_CHOICE_NAMES(DatasetName, "swiss_roll", "two_moons", "eight_gaussians", "checkerboard",
                     "synthetic_images", "hdf5");
 SCORCH_CHOICE_NAMES(ModelName, "mlp", "ddpm", "ncsnpp", "adm", "ncsn", "ncsnv2_64", "ncsnv2_128",
-                    "ncsnv2_256", "analytic");
+                    "ncsnv2_256", "analytic", "edm2");
 SCORCH_CHOICE_NAMES(EmbeddingType, "positional", "fourier");
 SCORCH_CHOICE_NAMES(ResBlockType, "biggan", "ddpm");
 SCORCH_CHOICE_NAMES(ProgressiveOutput, "none", "output_skip", "residual");
@@ -86,7 +90,7 @@ SCORCH_CHOICE_NAMES(PatchSampling, "tiles", "full");
 SCORCH_CHOICE_NAMES(Checkpointing, "none", "blocks", "attention");
 SCORCH_CHOICE_NAMES(SdeKind, "vesde", "vpsde", "subvpsde");
 SCORCH_CHOICE_NAMES(LossName, "auto", "dsm", "smld", "ddpm", "ssm", "ssm_vr", "esm", "edm", "edm_vp",
-                    "edm_ve");
+                    "edm_ve", "edm2");
 SCORCH_CHOICE_NAMES(Precond, "none", "vp", "ve", "edm");
 SCORCH_CHOICE_NAMES(SsmProjection, "rademacher", "gaussian");
 SCORCH_CHOICE_NAMES(TimestepSamplerName, "uniform", "loss_second_moment");
@@ -104,6 +108,7 @@ SCORCH_CHOICE_NAMES(DeviceName, "auto", "cpu", "cuda");
 SCORCH_CHOICE_NAMES(BackendName, "auto", "mpi", "gloo", "nccl");
 SCORCH_CHOICE_NAMES(ShardState, "none", "optimizer", "optimizer_ema");
 SCORCH_CHOICE_NAMES(PrecisionDtype, "fp32", "bf16", "fp16");
+SCORCH_CHOICE_NAMES(AutoSwitch, "auto", "true", "false");
 #undef SCORCH_CHOICE_NAMES
 
 template <typename E>

@@ -101,6 +101,17 @@ inline void unscale_and_check_(std::vector<torch::Tensor>& grads, torch::Tensor&
 #endif
 }
 
+// dst[i].copy_(src[i]) for aligned lists: one multi-tensor kernel where
+// LibTorch has _foreach_copy_ (2.x), a loop of copies before (1.13, CPU only).
+inline void foreach_copy_(const std::vector<torch::Tensor>& dst,
+                          const std::vector<torch::Tensor>& src) {
+#if __has_include(<ATen/ops/_foreach_copy.h>)
+  at::_foreach_copy_(dst, src);
+#else
+  for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+#endif
+}
+
 // Whether this LibTorch has the fused Adam/AdamW kernel (2.x).
 constexpr bool has_fused_adam() { return TORCH_VERSION_MAJOR >= 2; }
 

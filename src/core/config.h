@@ -83,6 +83,15 @@ struct ModelConfig {
   bool use_scale_shift_norm = false;
   bool resblock_updown = false;
   bool use_new_attention_order = false;
+  // EDM2's U-Net (model.name=edm2; networks_edm2.py UNet's arguments with its
+  // defaults; model.nf is model_channels, model.dropout its dropout).
+  std::vector<int64_t> edm2_channel_mult = {1, 2, 3, 4};
+  int64_t edm2_channel_mult_noise = 0;  // 0: edm2_channel_mult[0]
+  int64_t edm2_channel_mult_emb = 0;    // 0: max(edm2_channel_mult)
+  int64_t edm2_num_blocks = 3;
+  std::vector<int64_t> edm2_attn_resolutions = {16, 8};
+  int64_t edm2_channels_per_head = 64;
+  int64_t edm2_logvar_channels = 128;
   // Patch-based training (0: off): the network sees patch_size^2 crops with
   // two coordinate channels; sampling assembles data.image_size images.
   int64_t patch_size = 0;
@@ -118,6 +127,9 @@ struct TrainingConfig {
   int64_t keep_every = 0;            // every M-th step also kept; 0 = none
   int64_t grad_accum = 1;            // micro-batches per rank per step
   int64_t nonfinite_patience = 20;   // non-finite steps in a row skipped before stopping
+  // Non-finite gradients set to 0 (EDM2's force_finite); auto: on for
+  // training.loss=edm2 only (resolved_zero_nonfinite_grads(config) resolves it).
+  AutoSwitch zero_nonfinite_grads = AutoSwitch::kAuto;
   double phema_snapshot_kimg = 0.0;  // model.phema_std profiles stored every N kimg; 0 = off
 };
 
@@ -254,6 +266,8 @@ std::string config_reference_markdown();
 
 // Derived values used across the code.
 LossName resolved_loss(const Config& config);  // training.loss, auto resolved (dsm, smld, ddpm)
+// training.zero_nonfinite_grads, auto resolved: true for training.loss=edm2.
+bool resolved_zero_nonfinite_grads(const Config& config);
 double sampling_eps(const Config& config);     // sampling.eps or the SDE default
 // sampling.num_steps, or when it is 0 the default of sampling.method (one
 // table, in config_validate.cpp; model.num_scales for pc).

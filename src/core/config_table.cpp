@@ -113,7 +113,9 @@ const std::vector<Field>& fields() {
 
     t.e("model.name", &C::model, &ModelConfig::name,
         "network: mlp | ddpm | ncsnpp (DDPM++ too) | adm (guided-diffusion U-Net) | ncsn | "
-        "ncsnv2_64 | ncsnv2_128 | ncsnv2_256 | analytic (exact Gaussian-mixture score)");
+        "ncsnv2_64 | ncsnv2_128 | ncsnv2_256 | analytic (exact Gaussian-mixture score) | edm2 "
+        "(EDM2's magnitude-preserving U-Net with its preconditioning and logvar head; needs "
+        "model.precond=edm; model.nf is its model_channels, the model.edm2_* keys the rest)");
     t.d("model.ema_rate", &C::model, &ModelConfig::ema_rate,
         "EMA rate, decay = min(rate, (1+n)/(10+n))", 0, 1);
     t.vd("model.ema_extra_rates", &C::model, &ModelConfig::ema_extra_rates,
@@ -184,7 +186,8 @@ const std::vector<Field>& fields() {
     t.e("model.precond", &C::model, &ModelConfig::precond,
         "EDM preconditioning of the network, D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) "
         "(Karras et al. 2022 Table 1): none | vp | ve | edm; needs training.continuous=true and "
-        "model.name mlp, ddpm, ncsnpp (positional embedding) or adm");
+        "model.name mlp, ddpm, ncsnpp (positional embedding) or adm; edm2 (EDM2's own, EDM's "
+        "edm with model.sigma_data) needs edm");
     t.d("model.sigma_data", &C::model, &ModelConfig::sigma_data,
         "model.precond=edm and training.loss=edm: the data's standard deviation", 1e-12);
     t.i("model.dims", &C::model, &ModelConfig::dims,
@@ -201,6 +204,25 @@ const std::vector<Field>& fields() {
         "adm: residual blocks for up/down-sampling");
     t.b("model.use_new_attention_order", &C::model, &ModelConfig::use_new_attention_order,
         "adm: split q/k/v before heads (QKVAttention) instead of after (legacy)");
+    t.vi("model.edm2_channel_mult", &C::model, &ModelConfig::edm2_channel_mult,
+         "edm2: channel multiplier per level (channel_mult; model.ch_mult is not read)", 1, 64);
+    t.i("model.edm2_channel_mult_noise", &C::model, &ModelConfig::edm2_channel_mult_noise,
+        "edm2: noise embedding width as a multiple of model.nf (channel_mult_noise); 0 = the "
+        "first level's multiplier", 0, 64);
+    t.i("model.edm2_channel_mult_emb", &C::model, &ModelConfig::edm2_channel_mult_emb,
+        "edm2: embedding width as a multiple of model.nf (channel_mult_emb); 0 = the largest "
+        "multiplier", 0, 64);
+    t.i("model.edm2_num_blocks", &C::model, &ModelConfig::edm2_num_blocks,
+        "edm2: residual blocks per level (num_blocks; model.num_res_blocks is not read)", 0, 64);
+    t.vi("model.edm2_attn_resolutions", &C::model, &ModelConfig::edm2_attn_resolutions,
+         "edm2: sizes with self-attention (attn_resolutions; the innermost decoder block always "
+         "has it; model.attn_resolutions is not read)", 1, 4096);
+    t.i("model.edm2_channels_per_head", &C::model, &ModelConfig::edm2_channels_per_head,
+        "edm2: channels per attention head (heads = block width / this, rounded down)", 1,
+        1 << 16);
+    t.i("model.edm2_logvar_channels", &C::model, &ModelConfig::edm2_logvar_channels,
+        "edm2: Fourier features of the uncertainty head logvar(sigma) (logvar_channels)", 1,
+        1 << 16);
     t.i("model.patch_size", &C::model, &ModelConfig::patch_size,
         "patch-based training: square patch side (0 = off; ddpm, ncsnpp, adm on images)", 0, 4096);
     t.i("model.patch_stride", &C::model, &ModelConfig::patch_stride,
@@ -226,7 +248,9 @@ const std::vector<Field>& fields() {
     t.e("training.loss", &C::training, &TrainingConfig::loss,
         "auto (dsm; smld/ddpm when discrete) | dsm | smld | ddpm | ssm | ssm_vr | esm (exact "
         "trace, data of at most 64 dimensions) | edm | edm_vp | edm_ve (EDM's losses on the "
-        "denoiser; need model.precond)");
+        "denoiser; need model.precond) | edm2 (EDM2's loss with the learned uncertainty "
+        "u(sigma), (lambda / e^u) ||D - y||^2 + u per element, sigma as edm; needs "
+        "model.name=edm2)");
     t.e("training.ssm_projection", &C::training, &TrainingConfig::ssm_projection,
         "sliced score matching projections: rademacher | gaussian");
     t.i("training.ssm_num_projections", &C::training, &TrainingConfig::ssm_num_projections,
@@ -236,9 +260,9 @@ const std::vector<Field>& fields() {
         "the last 10 losses per level, Nichol and Dhariwal 2021)");
     t.d("training.eps", &C::training, &TrainingConfig::eps, "smallest training time", 0, 0.5);
     t.d("training.p_mean", &C::training, &TrainingConfig::p_mean,
-        "training.loss=edm: mean of ln sigma");
+        "training.loss=edm or edm2: mean of ln sigma");
     t.d("training.p_std", &C::training, &TrainingConfig::p_std,
-        "training.loss=edm: standard deviation of ln sigma", 1e-12);
+        "training.loss=edm or edm2: standard deviation of ln sigma", 1e-12);
     t.i("training.batch_size", &C::training, &TrainingConfig::batch_size,
         "global batch (all ranks together)", 1, 1 << 24);
     t.i("training.n_iters", &C::training, &TrainingConfig::n_iters, "training steps", 1);
@@ -262,6 +286,11 @@ const std::vector<Field>& fields() {
     t.i("training.nonfinite_patience", &C::training, &TrainingConfig::nonfinite_patience,
         "non-finite steps in a row that are skipped before training stops; 0 = stop at the first",
         0);
+    t.e("training.zero_nonfinite_grads", &C::training, &TrainingConfig::zero_nonfinite_grads,
+        "set NaN and infinite gradient entries to 0 after unscaling, before clipping, and take "
+        "the step (EDM2's force_finite) instead of skipping it: auto (true for "
+        "training.loss=edm2, else false) | true | false; a non-finite loss, and with "
+        "precision.dtype=fp16 a loss-scale overflow, still skip the step");
     t.d("training.phema_snapshot_kimg", &C::training, &TrainingConfig::phema_snapshot_kimg,
         "model.phema_std: store every profile's weights whenever the images seen cross a multiple "
         "of N thousand (workdir/phema/), the input of `scorch phema`; needs model.phema_std; "

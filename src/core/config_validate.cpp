@@ -17,6 +17,11 @@ bool is_unet(ModelName name) {
   return name == ModelName::kDdpm || name == ModelName::kNcsnpp || name == ModelName::kAdm;
 }
 
+// The networks whose levels model.ch_mult sets (edm2's: model.edm2_channel_mult).
+const std::vector<int64_t>& level_mult(const ModelConfig& m) {
+  return m.name == ModelName::kEdm2 ? m.edm2_channel_mult : m.ch_mult;
+}
+
 bool is_ncsn(ModelName name) {
   return name == ModelName::kNcsn || name == ModelName::kNcsnv2_64 ||
          name == ModelName::kNcsnv2_128 || name == ModelName::kNcsnv2_256;
@@ -66,15 +71,17 @@ void validate_network_data(const Config& c) {
                    "' is two-dimensional; data.dim must be 2, got ", c.data.dim);
   } else {
     SCORCH_CHECK(m.name != ModelName::kMlp, "model.name 'mlp' is for vector data; data.dataset '",
-                 c.data.dataset, "' holds images: use ddpm, ncsnpp or adm");
+                 c.data.dataset, "' holds images: use ddpm, ncsnpp, adm or edm2");
     SCORCH_CHECK(m.name != ModelName::kAdm || m.dims == 2, "model.dims=", m.dims, " is for ",
                  m.dims == 1 ? "1-D" : "3-D", " signals stored as vectors (data.dataset=hdf5); ",
                  "data.dataset '", c.data.dataset, "' holds images: set model.dims=2");
-    const int64_t levels = static_cast<int64_t>(m.ch_mult.size());
+    const int64_t levels = static_cast<int64_t>(level_mult(m).size());
     const int64_t net_size = m.patch_size > 0 ? m.patch_size : c.data.image_size;
     SCORCH_CHECK(net_size % (int64_t{1} << (levels - 1)) == 0,
                  m.patch_size > 0 ? "model.patch_size (" : "data.image_size (", net_size,
-                 ") must be divisible by 2^(len(model.ch_mult)-1) = ", int64_t{1} << (levels - 1));
+                 ") must be divisible by 2^(len(",
+                 m.name == ModelName::kEdm2 ? "model.edm2_channel_mult" : "model.ch_mult",
+                 ")-1) = ", int64_t{1} << (levels - 1));
   }
 }
 
@@ -84,6 +91,10 @@ void validate_network_data(const Config& c) {
 void validate_checkpointing(const Config& c) {
   const auto& m = c.model;
   if (m.checkpointing == Checkpointing::kNone) return;
+  SCORCH_CHECK(m.name != ModelName::kEdm2, "model.checkpointing=", m.checkpointing,
+               " is not implemented for model.name=edm2: its forced weight normalization "
+               "rewrites the weights in every training forward, and a recomputed block would "
+               "apply it twice; set model.checkpointing=none");
   SCORCH_CHECK(is_unet(m.name) || is_ncsn(m.name), "model.checkpointing=", m.checkpointing,
                " recomputes the residual and attention blocks of ddpm, ncsnpp, adm, ncsn and "
                "ncsnv2_*; model.name=", m.name, " has no such blocks: set model.checkpointing=none");
@@ -96,6 +107,25 @@ void validate_checkpointing(const Config& c) {
                "model.checkpointing=", m.checkpointing, " needs a loss that differentiates the "
                "network once; training.loss=", loss, " differentiates it twice (its Jacobian "
                "enters the loss): set model.checkpointing=none or training.loss=dsm");
+}
+
+// model.name=edm2 (nn/edm2.h): EDM2's Precond is EDM's edm preconditioning,
+// and its U-Net reads the model.edm2_* keys; the generic U-Net keys that it
+// does not read are errors when set, not silently ignored.
+void validate_edm2(const Config& c) {
+  const auto& m = c.model;
+  const ModelConfig defaults;
+  SCORCH_CHECK(m.precond == Precond::kEDM, "model.name=edm2 is EDM2's preconditioned network "
+               "(EDM's c_skip, c_out, c_in with model.sigma_data and c_noise = ln(sigma) / 4): "
+               "set model.precond=edm, got model.precond=", m.precond);
+  SCORCH_CHECK(m.ch_mult == defaults.ch_mult, "model.ch_mult is not read by model.name=edm2; "
+               "set model.edm2_channel_mult instead (and leave model.ch_mult out)");
+  SCORCH_CHECK(m.num_res_blocks == defaults.num_res_blocks, "model.num_res_blocks is not read "
+               "by model.name=edm2; set model.edm2_num_blocks instead (and leave "
+               "model.num_res_blocks out)");
+  SCORCH_CHECK(m.attn_resolutions == defaults.attn_resolutions, "model.attn_resolutions is not "
+               "read by model.name=edm2; set model.edm2_attn_resolutions instead (and leave "
+               "model.attn_resolutions out)");
 }
 
 // The options a network honours (nn/model_factory.cpp builds from them).
@@ -132,6 +162,7 @@ void validate_network_options(const Config& c) {
                  "model.scale_by_sigma is for training.sde=vesde (the network's output divided "
                  "by sigma), got ", c.training.sde);
   }
+  if (m.name == ModelName::kEdm2) validate_edm2(c);
   if (is_ncsn(m.name)) {
     SCORCH_CHECK(m.normalization == Normalization::kInstanceNormPlusPlus, "model.name=", m.name,
                  " needs model.normalization=InstanceNorm++, got ", m.normalization);
@@ -163,7 +194,7 @@ void validate_sde(const Config& c) {
 void validate_precond(const Config& c) {
   const auto& m = c.model;
   const bool edm_loss = c.training.loss == LossName::kEdm || c.training.loss == LossName::kEdmVp ||
-                        c.training.loss == LossName::kEdmVe;
+                        c.training.loss == LossName::kEdmVe || c.training.loss == LossName::kEdm2;
   if (m.precond == Precond::kNone) {
     SCORCH_CHECK(!edm_loss, "training.loss=", c.training.loss,
                  " trains a denoiser D(x; sigma) and needs model.precond=vp, ve or edm (EDM "
@@ -171,9 +202,11 @@ void validate_precond(const Config& c) {
     return;
   }
   SCORCH_CHECK(m.name == ModelName::kMlp || m.name == ModelName::kDdpm ||
-                   m.name == ModelName::kNcsnpp || m.name == ModelName::kAdm,
+                   m.name == ModelName::kNcsnpp || m.name == ModelName::kAdm ||
+                   m.name == ModelName::kEdm2,
                "model.precond=", m.precond, " wraps a network that takes a continuous noise "
-               "label: model.name mlp, ddpm, ncsnpp or adm, got model.name=", m.name,
+               "label: model.name mlp, ddpm, ncsnpp or adm (edm2 with model.precond=edm), got "
+               "model.name=", m.name,
                " (set model.precond=none)");
   SCORCH_CHECK(c.training.continuous, "model.precond=", m.precond,
                " needs training.continuous=true (the wrapper reads sigma from the continuous "
@@ -191,6 +224,10 @@ void validate_loss(const Config& c) {
                "training.continuous=false has no discrete loss for subvpsde; set "
                "training.continuous=true or training.sde=vpsde/vesde");
   const LossName loss = resolved_loss(c);
+  SCORCH_CHECK(loss != LossName::kEdm2 || c.model.name == ModelName::kEdm2,
+               "training.loss=edm2 weights the loss by the learned uncertainty u(sigma) of EDM2's "
+               "network (its logvar head) and needs model.name=edm2, got model.name=",
+               c.model.name, "; use training.loss=edm for other networks");
   if (loss == LossName::kSmld || loss == LossName::kDdpm) {
     const SdeKind sde = loss == LossName::kSmld ? SdeKind::kVE : SdeKind::kVP;
     SCORCH_CHECK(t.sde == sde, "training.loss=", loss, " needs training.sde=", sde, ", got ",
@@ -287,6 +324,8 @@ void validate(const Config& c) {
   SCORCH_CHECK(m.beta_min < m.beta_max, "model.beta_min (", m.beta_min,
                ") must be smaller than model.beta_max (", m.beta_max, ")");
   SCORCH_CHECK(!m.ch_mult.empty(), "model.ch_mult must list at least one level, e.g. [1, 2, 2, 2]");
+  SCORCH_CHECK(!m.edm2_channel_mult.empty(),
+               "model.edm2_channel_mult must list at least one level, e.g. [1, 2, 3, 4]");
   SCORCH_CHECK(m.fir_kernel.size() >= 2,
                "model.fir_kernel needs at least two taps, e.g. [1, 3, 3, 1]");
   validate_network_data(c);
@@ -305,6 +344,12 @@ LossName resolved_loss(const Config& c) {
   if (t.loss != LossName::kAuto) return t.loss;
   if (t.continuous) return LossName::kDsm;
   return t.sde == SdeKind::kVE ? LossName::kSmld : LossName::kDdpm;
+}
+
+bool resolved_zero_nonfinite_grads(const Config& c) {
+  const AutoSwitch z = c.training.zero_nonfinite_grads;
+  if (z == AutoSwitch::kAuto) return resolved_loss(c) == LossName::kEdm2;
+  return z == AutoSwitch::kTrue;
 }
 
 double sampling_eps(const Config& c) {
@@ -365,7 +410,7 @@ bool is_image_data(const Config& c) {
   // (the loader checks the manifest agrees).
   if (c.data.dataset == DatasetName::kHdf5)
     return is_unet(c.model.name) ? c.model.name != ModelName::kAdm || c.model.dims == 2
-                                 : is_ncsn(c.model.name);
+                                 : is_ncsn(c.model.name) || c.model.name == ModelName::kEdm2;
   return !is_toy_data(c);
 }
 

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_GLOO
+#ifdef SCORCH_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SCORCH_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -319,7 +319,7 @@ std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
-#ifdef USE_C10D_NCCL
+#ifdef SCORCH_C10D_NCCL
 // NCCL's watchdog thread checks every collective against the group's timeout
 // (and for errors); with asynchronous error handling on, a collective past
 // dist.timeout_s makes it log "[Rank R] Watchdog caught collective operation
@@ -345,10 +345,10 @@ void ensure_nccl_async_error_handling() {
 }  // namespace
 
 bool c10d_backend_built(BackendName backend) {
-#ifdef USE_C10D_GLOO
+#ifdef SCORCH_C10D_GLOO
   if (backend == BackendName::kGloo) return true;
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SCORCH_C10D_NCCL
   if (backend == BackendName::kNccl) return true;
 #endif
   return false;
@@ -369,7 +369,7 @@ std::unique_ptr<Communicator> make_c10d_communicator(BackendName backend, const 
                    : "NCCL (build against a CUDA LibTorch with NCCL)",
                "; use dist.backend=mpi");
   auto store = join_store(ctx, timeout_s);
-#ifdef USE_C10D_GLOO
+#ifdef SCORCH_C10D_GLOO
   if (backend == BackendName::kGloo) {
     using Gloo = c10d::ProcessGroupGloo;
     auto options = Gloo::Options::create(to_ms(timeout_s));
@@ -382,7 +382,7 @@ std::unique_ptr<Communicator> make_c10d_communicator(BackendName backend, const 
                                                     torch::kCPU);
   }
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SCORCH_C10D_NCCL
   if (backend == BackendName::kNccl) {
     using Nccl = c10d::ProcessGroupNCCL;
     ensure_nccl_async_error_handling();

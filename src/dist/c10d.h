@@ -36,8 +36,9 @@ namespace scorch {
 
 struct DistContext;
 
-// True when this build has the backend: gloo with libgloo-dev (USE_C10D_GLOO),
-// nccl with a CUDA LibTorch and NCCL (USE_C10D_NCCL).
+// True when this build has the backend: gloo with gloo's headers from
+// LibTorch's source (SCORCH_C10D_GLOO: Debian's libgloo-dev), nccl with a
+// CUDA LibTorch and NCCL (SCORCH_C10D_NCCL); see CMakeLists.txt.
 bool c10d_backend_built(BackendName backend);
 
 // REQUIRES: backend is kGloo or kNccl, timeout_s > 0, and launched_by_mpi()

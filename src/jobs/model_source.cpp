@@ -9,6 +9,8 @@
 #include "dist/context.h"
 #include "nn/analytic.h"
 #include "nn/adm.h"
+#include "nn/edm2.h"
+#include "nn/import_edm2.h"
 #include "nn/import_guided_diffusion.h"
 #include "nn/import_score_sde.h"
 #include "nn/model_factory.h"
@@ -93,6 +95,35 @@ LoadedModel load_guided_diffusion(const ModelSourceArgs& a) {
   return out;
 }
 
+// --checkpoint FILE where FILE is a bare EDM2 Precond state dict (keys
+// unet.*, saved from Python): the architecture, EDM2's preset, comes from
+// --config; the file holds one set of weights (a released model's EMA).
+LoadedModel load_edm2_state_dict(const ModelSourceArgs& a) {
+  const std::string& file = a.checkpoint;
+  SCORCH_CHECK(!a.config.empty(), "--checkpoint '", file, "' is an EDM2 Precond state dict "
+               "(keys unet.*), which holds no config: give --config naming the model's preset, "
+               "e.g. configs/edm2/img512-xs.yaml for edm2-img512-xs");
+  SCORCH_CHECK(a.weights == "ema" || a.weights == "model", "--weights '", a.weights,
+               "' with the EDM2 state dict '", file, "': it holds one set of weights; use ema "
+               "(the default) or model");
+  LoadedModel out;
+  out.config = load_config(a.config, a.overrides);
+  const auto& c = out.config;
+  SCORCH_CHECK(c.model.name == ModelName::kEdm2 && c.model.patch_size == 0,
+               "--checkpoint '", file, "' is an EDM2 Precond state dict; --config '", a.config,
+               "' has model.name '", c.model.name, "': name the model's preset, a model.name=edm2 "
+               "config such as configs/edm2/img512-xs.yaml");
+  out.device = make_single_process_context(c).device;
+  out.sde = make_sde(c);
+  out.net = make_score_net(c);
+  const int64_t tensors = import_edm2_state_dict(
+      file, dynamic_cast<EDM2PrecondImpl&>(*out.net), "--config '" + a.config + "'");
+  out.description = "EDM2 state dict '" + file + "' (" + std::to_string(tensors) + " tensors)";
+  out.net->to(out.device);
+  out.net->eval();
+  return out;
+}
+
 }  // namespace
 
 LoadedModel load_model(const ModelSourceArgs& a) {
@@ -112,6 +143,9 @@ LoadedModel load_model(const ModelSourceArgs& a) {
       fail("no checkpoint in '" + dir + "' can be loaded:" + all);
     }
   }
+  if (!a.checkpoint.empty() && fs::is_regular_file(a.checkpoint) &&
+      is_edm2_state_dict_file(a.checkpoint))
+    return load_edm2_state_dict(a);
   CheckpointData ckpt;
   if (!ckpt_path.empty()) {
     SCORCH_CHECK(fs::exists(ckpt_path), "checkpoint '", ckpt_path, "' does not exist");

@@ -4,7 +4,9 @@
 // --workdir W (the workdir's config.yaml), or a checkpoint of
 // yang-song/score_sde_pytorch (--score-sde-checkpoint FILE with --config
 // naming its architecture), or an openai/guided-diffusion model file
-// (--guided-diffusion-checkpoint FILE with an adm --config), or, for
+// (--guided-diffusion-checkpoint FILE with an adm --config), or an
+// NVlabs/edm2 Precond state dict saved from Python (--checkpoint FILE, told
+// apart by its unet.* keys, with an edm2 --config naming its preset), or, for
 // model.name=analytic, no checkpoint at all
 // (--config). EMA weights by default. The flags themselves are registered by
 // cli/commands.h (add_model_source_options).

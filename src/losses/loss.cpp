@@ -67,6 +67,13 @@ std::unique_ptr<Loss> make_loss(const Config& config, std::shared_ptr<const Sde>
       options.sigma_max = config.model.sigma_max;
       return std::make_unique<EdmLoss>(options);
     }
+    case LossName::kEdm2: {
+      Edm2LossOptions options;
+      options.p_mean = tr.p_mean;
+      options.p_std = tr.p_std;
+      options.sigma_data = config.model.sigma_data;
+      return std::make_unique<Edm2Loss>(options);
+    }
     case LossName::kAuto:
       break;
   }

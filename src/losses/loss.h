@@ -46,7 +46,8 @@ class Loss {
 // training.loss: auto => dsm if training.continuous, smld for VE discrete, ddpm
 // for VP discrete (sub-VP has no discrete loss, as in score_sde); or dsm, smld,
 // ddpm, ssm, ssm_vr, esm, or EDM's edm, edm_vp, edm_ve (losses.h EdmLoss; they need
-// a model.precond network) explicitly. Uses training.reduce_mean, likelihood_weighting,
+// a model.precond network), or EDM2's edm2 (losses.h Edm2Loss; model.name=edm2)
+// explicitly. Uses training.reduce_mean, likelihood_weighting,
 // eps, ssm_projection, ssm_num_projections, p_mean, p_std. Throws scorch::Error naming the key
 // for a combination that cannot work (e.g. smld on a VP SDE).
 // A `sampler` (make_timestep_sampler) draws smld/ddpm levels by importance;

@@ -173,4 +173,32 @@ class EdmLoss : public Loss {
   EdmLossOptions options_;
 };
 
+// EDM2's loss with the learned uncertainty (Karras et al. 2024 Eq. 21 and
+// App. B.2; NVlabs/edm2 training/training_loop.py EDM2Loss) on EDM2's Precond
+// (nn/edm2.h, model.name=edm2), whose logvar head gives u(sigma). Draws as
+// EdmLoss's edm (sigma first, then z, both through BatchRandom):
+//   ln sigma = p_mean + p_std v, v ~ N(0, 1); lambda = (sigma^2 + sd^2) / (sigma sd)^2;
+//   (D, u) = net.denoise_with_logvar(y + sigma z, sigma);
+//   elementwise (lambda / e^u) (D - y)^2 + u, summed over the sample's N
+//   elements as EDM2 sums it (loss.sum() / batch), so per sample
+//   l = (lambda / e^u) ||D - y||^2 + N u,   dl/du = N - (lambda / e^u) ||D - y||^2;
+// the batch loss the mean of l. Reported t = Phi(v), as edm. For fixed D the
+// minimiser is e^u = lambda ||D - y||^2 / N: u learns the log of the weighted
+// per-element error at sigma, which normalises every sigma's contribution.
+struct Edm2LossOptions {
+  double p_mean = -0.4, p_std = 1.0, sigma_data = 0.5;  // EDM2's EDM2Loss defaults
+};
+
+class Edm2Loss : public Loss {
+ public:
+  explicit Edm2Loss(Edm2LossOptions options);
+  // REQUIRES: net is an EDM2PrecondImpl (model.name=edm2).
+  LossOutput operator()(ScoreNetImpl& net, const torch::Tensor& x,
+                        const torch::Tensor& class_labels = {},
+                        BatchRandom* rng = nullptr) const override;
+
+ private:
+  Edm2LossOptions options_;
+};
+
 }  // namespace scorch

@@ -31,6 +31,8 @@ NetworkKind network_kind(ModelName name) {
     case ModelName::kNcsnv2_128:
     case ModelName::kNcsnv2_256:
       return NetworkKind::kNCSN;
+    case ModelName::kEdm2:
+      return NetworkKind::kEDM2;
     case ModelName::kAnalytic:
       break;
   }
@@ -169,6 +171,26 @@ NCSNOptions ncsn_options(const Config& config) {
       .checkpointing(m.checkpointing);
 }
 
+EDM2Options edm2_options(const Config& config) {
+  const auto& m = config.model;
+  EDM2Options o;
+  o.image_size(config.data.image_size)
+      .img_channels(config.data.num_channels)
+      .label_dim(config.data.num_classes)
+      .model_channels(m.nf)
+      .channel_mult(m.edm2_channel_mult)
+      .channel_mult_noise(m.edm2_channel_mult_noise)
+      .channel_mult_emb(m.edm2_channel_mult_emb)
+      .num_blocks(m.edm2_num_blocks)
+      .attn_resolutions(m.edm2_attn_resolutions)
+      .channels_per_head(m.edm2_channels_per_head)
+      .dropout(m.dropout)
+      .logvar_channels(m.edm2_logvar_channels)
+      .sigma_data(m.sigma_data);
+  check_edm2_options(o);
+  return o;
+}
+
 namespace {
 // The network itself, or with model.patch_size the patch wrapper around it
 // (its input then has two coordinate channels more).
@@ -201,6 +223,8 @@ ScoreNet build_score_net(const Config& config) {
       return patch_if_configured(config, std::make_shared<ADMImpl>(adm_options(config)));
     case NetworkKind::kNCSN:
       return std::make_shared<NCSNImpl>(ncsn_options(config));
+    case NetworkKind::kEDM2:  // EDM2's Precond, preconditioned already
+      return std::make_shared<EDM2PrecondImpl>(edm2_options(config), make_sde(config));
   }
   fail("model.name: unknown network");
 }
@@ -218,6 +242,7 @@ PrecondOptions precond_options(const Config& config) {
 ScoreNet make_score_net(const Config& config) {
   auto net = with_layout(config, build_score_net(config));
   if (config.model.precond == Precond::kNone) return net;  // bitwise as without the key
+  if (network_kind(config.model.name) == NetworkKind::kEDM2) return net;  // its own Precond
   return make_precond_score_net(precond_options(config), make_sde(config), std::move(net));
 }
 

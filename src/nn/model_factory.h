@@ -11,6 +11,7 @@
 
 #include "nn/adm.h"
 #include "nn/ddpm.h"
+#include "nn/edm2.h"
 #include "nn/mlp.h"
 #include "nn/ncsn.h"
 #include "nn/ncsnpp.h"
@@ -22,7 +23,7 @@ namespace scorch {
 struct Config;
 
 // The network model.name selects.
-enum class NetworkKind { kMLP, kDDPM, kNCSNpp, kADM, kNCSN };
+enum class NetworkKind { kMLP, kDDPM, kNCSNpp, kADM, kNCSN, kEDM2 };
 
 // The network class of a model.name; throws scorch::Error for analytic
 // (nothing to build or train).
@@ -47,6 +48,14 @@ ADMOptions adm_options(const Config& config);
 // model.name ncsn | ncsnv2_64 | ncsnv2_128 | ncsnv2_256 (model.normalization
 // must be InstanceNorm++, data.num_classes 0, training.continuous false).
 NCSNOptions ncsn_options(const Config& config);
+// model.name=edm2: data.image_size, data.num_channels -> img_channels,
+// data.num_classes -> label_dim, model.nf -> model_channels, model.dropout,
+// model.sigma_data, and model.edm2_* -> channel_mult, channel_mult_noise,
+// channel_mult_emb, num_blocks, attn_resolutions, channels_per_head,
+// logvar_channels. make_score_net builds an EDM2Precond (its own
+// preconditioning: model.precond=edm, which it does not wrap again) for the
+// training SDE.
+EDM2Options edm2_options(const Config& config);
 
 // model.precond, model.sigma_data; VP's t(sigma) uses model.beta_min and
 // beta_d = model.beta_max - model.beta_min (EDM's 0.1 and 19.9 at the defaults).

@@ -34,10 +34,14 @@ PrecondCoefficients precond_coefficients(const PrecondOptions& o, const torch::T
 
 PrecondScoreNetImpl::PrecondScoreNetImpl(PrecondOptions options, std::shared_ptr<const Sde> sde,
                                          ScoreNet inner)
+    : PrecondScoreNetImpl(options, std::move(sde), std::move(inner), "net") {}
+
+PrecondScoreNetImpl::PrecondScoreNetImpl(PrecondOptions options, std::shared_ptr<const Sde> sde,
+                                         ScoreNet inner, const std::string& inner_name)
     : options_(options), sde_(std::move(sde)), inner_(std::move(inner)) {
   TORCH_CHECK(sde_ && inner_, "PrecondScoreNet: null SDE or network");
   TORCH_CHECK(options_.kind != Precond::kNone, "PrecondScoreNet: model.precond=none");
-  register_module("net", inner_);
+  register_module(inner_name, inner_);
 }
 
 torch::Tensor PrecondScoreNetImpl::denoise(const torch::Tensor& x, const torch::Tensor& sigma_in,

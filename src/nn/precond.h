@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <string>
 
 #include "core/choices.h"
 #include "nn/score_net.h"
@@ -56,6 +57,14 @@ class PrecondScoreNetImpl : public ScoreNetImpl {
   torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma,
                         const torch::Tensor& class_labels = {});
   const PrecondOptions& options() const { return options_; }
+
+ protected:
+  // For wrappers that are a reference's whole preconditioned network
+  // (nn/edm2.h): `inner` is registered under `inner_name` instead of "net",
+  // so that the parameter names are the reference's.
+  PrecondScoreNetImpl(PrecondOptions options, std::shared_ptr<const Sde> sde, ScoreNet inner,
+                      const std::string& inner_name);
+  const ScoreNet& inner() const { return inner_; }
 
  private:
   PrecondOptions options_;

@@ -26,9 +26,9 @@ class ScoreNetImpl : public torch::nn::Module {
 
 using ScoreNet = std::shared_ptr<ScoreNetImpl>;
 
-// Builds model.name (mlp | ddpm | ncsnpp | ncsn | ncsnv2_64 | ncsnv2_128 |
-// ncsnv2_256) with the config's options, with
-// score_sde's initialisation. Throws scorch::Error for an unusable config.
+// Builds model.name (mlp | ddpm | ncsnpp | adm | ncsn | ncsnv2_64 | ncsnv2_128 |
+// ncsnv2_256 | edm2) with the config's options, with score_sde's
+// initialisation (edm2: EDM2's). Throws scorch::Error for an unusable config.
 ScoreNet make_score_net(const Config& config);
 
 // Trainable parameter count (requires_grad only).

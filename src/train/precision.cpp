@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "train/chunks.h"
 
 namespace scorch {
 
@@ -101,6 +102,71 @@ void LossScaler::load_state(const c10::IValue& state, const std::string& origin)
   if (!enabled_) return;  // a run switched from fp16 to bf16/fp32 has no scale
   scale_.fill_(s);
   growth_tracker_.fill_(static_cast<double>(tracker->value().toInt()));
+}
+
+namespace {
+
+// On CUDA the flat copy of a chunk is a transient buffer the size of the
+// chunk: 2^28 float32 elements (1 GiB) at most.
+constexpr int64_t kCudaZeroChunk = int64_t{1} << 28;
+
+// `g` as a 1-D view of its memory, in memory order (elementwise work does
+// not care about the order), or undefined when it is not one dense block
+// (overlapping or with gaps).
+torch::Tensor memory_view(const torch::Tensor& g) {
+  if (g.is_contiguous()) return g.view({-1});
+  if (!g.is_non_overlapping_and_dense()) return {};
+  for (int64_t s : g.strides())
+    if (s < 0) return {};
+  return g.as_strided({g.numel()}, {1}, g.storage_offset());  // e.g. channels_last
+}
+
+}  // namespace
+
+torch::Tensor zero_nonfinite_grads(const std::vector<torch::Tensor>& params, bool report) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flat;  // gradients as 1-D views of their memory
+  torch::Tensor found;
+  for (const auto& p : params) {
+    const torch::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    if (!found.defined()) found = torch::zeros({}, g.options().dtype(torch::kFloat32));
+    torch::Tensor v = memory_view(g);
+    if (v.defined() && (flat.empty() || v.scalar_type() == flat.front().scalar_type()) &&
+        v.numel() > 0) {
+      flat.push_back(v);
+    } else if (g.numel() > 0) {  // not seen in Scorch's networks: its own kernels
+      if (report) found.logical_or_(torch::isfinite(g).logical_not().any());
+      g.nan_to_num_(0.0, 0.0, 0.0);
+    }
+  }
+  if (flat.empty()) return report ? found : torch::Tensor();
+  // LibTorch 2.x has no _foreach_nan_to_num_, and arithmetic cannot turn a
+  // NaN into 0 (every _foreach_ op propagates it), so per chunk: one cat of
+  // the gradients into a flat buffer, one nan_to_num_ on it, and one
+  // multi-tensor copy back (_foreach_copy_) -- three kernels whatever the
+  // number of tensors, plus one reduction for `report`. The copy back
+  // rewrites finite entries with their own bits.
+  const torch::Device device = flat.front().device();
+  const int64_t budget = device.is_cuda() ? kCudaZeroChunk : chunk_elements(device);
+  for (const auto& [begin, end] : chunk_ranges(flat, budget)) {
+    const auto views = slice(flat, begin, end);
+    std::vector<int64_t> sizes;
+    for (const auto& v : views) sizes.push_back(v.numel());
+    torch::Tensor buffer = torch::cat(views);
+    if (report) found.logical_or_(torch::isfinite(buffer).logical_not().any());
+    buffer.nan_to_num_(0.0, 0.0, 0.0);
+    compat::foreach_copy_(views, buffer.split_with_sizes(sizes));
+  }
+  return report ? found : torch::Tensor();
+}
+
+torch::Tensor nonfinite_gradients(const torch::Tensor& grad_norm, const torch::Tensor& found_inf,
+                                  bool zeroed) {
+  auto nonfinite = zeroed ? torch::zeros({}, grad_norm.options().dtype(torch::kBool))
+                          : torch::isfinite(grad_norm).logical_not();
+  if (found_inf.defined()) nonfinite = nonfinite.logical_or(found_inf > 0);
+  return nonfinite;
 }
 
 std::vector<std::string> nonfinite_tensor_names(

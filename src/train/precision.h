@@ -94,6 +94,26 @@ class LossScaler {
   torch::Tensor growth_tracker_;  // float64 0-dim on the device
 };
 
+// training.zero_nonfinite_grads (EDM2's force_finite, torch.nan_to_num(g,
+// nan=0, posinf=0, neginf=0) on every gradient): every NaN, +inf and -inf
+// of the defined gradients of `params` becomes 0, every other entry keeps its
+// bits. In a few kernels per chunk (train/chunks.h; on CUDA chunks of up to
+// 2^28 elements, so one for most networks), never one per tensor, and with
+// no host read. `report`: also returns a float32 0-dim tensor on the
+// gradients' device, 1 where some entry was non-finite before zeroing
+// (else the result is undefined).
+torch::Tensor zero_nonfinite_grads(const std::vector<torch::Tensor>& params, bool report = false);
+
+// Whether a step's gradients count as non-finite, the gradient half of the
+// skip decision (a bool 0-dim tensor on the device; no host read):
+// !isfinite(grad_norm) or found_inf (fp16's unscale; undefined without a
+// loss scale). `zeroed` (training.zero_nonfinite_grads, after
+// zero_nonfinite_grads): the gradient norm does not count, as EDM2 never
+// skips a step for a non-finite gradient, and only found_inf, the loss
+// scale's overflow, does (it still skips the step and backs the scale off).
+torch::Tensor nonfinite_gradients(const torch::Tensor& grad_norm, const torch::Tensor& found_inf,
+                                  bool zeroed);
+
 // Names of the tensors in `named` that hold a NaN or infinity (for
 // diagnostics; one device sync per tensor).
 std::vector<std::string> nonfinite_tensor_names(

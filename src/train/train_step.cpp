@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "core/batch_random.h"
+#include "core/compat.h"
 #include "core/error.h"
 #include "core/host_read.h"
 #include "core/rng.h"
@@ -135,17 +136,17 @@ StepRows forward_backward(Run& r, const StepBatch& b) {
 // This rank's loss sums and counts by quartile of t and whether its gradient
 // norm is finite (and, with fp16's unscale, whether it found a non-finite
 // gradient): [kNumStats] float64 on the device, summed over ranks by one
-// all-reduce.
+// all-reduce. `zeroed`: training.zero_nonfinite_grads set the gradients'
+// NaNs and infinities to 0 (precision.h nonfinite_gradients).
 torch::Tensor device_stats(const StepRows& rows, const torch::Tensor& grad_norm,
-                           const torch::Tensor& found_inf) {
+                           const torch::Tensor& found_inf, bool zeroed) {
   const auto t = torch::cat(rows.t).to(torch::kDouble), loss = torch::cat(rows.loss).to(torch::kDouble);
   const auto quartile = (t * 4.0).floor().clamp(0, 3).to(torch::kLong);
   auto stats = torch::zeros({kNumStats}, loss.options());
   stats.narrow(0, kQuartileSum, 4).index_add_(0, quartile, loss);
   stats.narrow(0, kQuartileCount, 4).index_add_(0, quartile, torch::ones_like(loss));
-  auto nonfinite = torch::isfinite(grad_norm).logical_not();
-  if (found_inf.defined()) nonfinite = nonfinite.logical_or(found_inf > 0);
-  stats.narrow(0, kNonfiniteGrad, 1).copy_(nonfinite.to(torch::kDouble).reshape({1}));
+  stats.narrow(0, kNonfiniteGrad, 1)
+      .copy_(nonfinite_gradients(grad_norm, found_inf, zeroed).to(torch::kDouble).reshape({1}));
   return stats;
 }
 
@@ -191,9 +192,19 @@ StepRecord train_step(Run& r, const PreemptionWatch& preemption) {
   const StepBatch b = next_batch(r, rec);
   const StepRows rows = forward_backward(r, b);
   if (r.sync) r.sync->finish();
-  const torch::Tensor found_inf = r.scaler->unscale(r.optimizer->params());
+  torch::Tensor found_inf = r.scaler->unscale(r.optimizer->params());
+  const bool zeroed = resolved_zero_nonfinite_grads(c);
+  if (zeroed) {
+    // EDM2's force_finite, after unscaling and before clipping. With fp16's
+    // loss scale an overflow must still skip the step and back the scale
+    // off: 2.x's unscale reports it in found_inf; 1.13's does not, so there
+    // the zeroing reports what it found.
+    const torch::Tensor found =
+        zero_nonfinite_grads(r.optimizer->params(), r.scaler->enabled() && !compat::kTorch2);
+    if (found.defined()) found_inf = found;
+  }
   const torch::Tensor grad_norm = r.optimizer->clip_gradients_tensor();
-  torch::Tensor stats = device_stats(rows, grad_norm, found_inf);
+  torch::Tensor stats = device_stats(rows, grad_norm, found_inf, zeroed);
   if (r.ctx.world_size > 1) r.comm->all_reduce_sum(stats);
   const torch::Tensor skipped = skip_flag(stats);
   rec.preempt = agree_on_preemption(r, preemption);
